@@ -1,0 +1,44 @@
+# Two commands set everything up on a fresh clone: `make dev` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+EVENT ?= events/chat_completion.json
+
+.PHONY: dev test lint format invoke bench batch config-push clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Run the gateway locally: embedded AWS emulation, echo model, demo project.
+dev: $(STAMP)
+	PORT=$(PORT) $(PY) -m handler.local.dev
+
+## Run every test (lint included, so CI checks it too).
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests
+	$(PY) -m ruff format --check src tests
+	$(PY) -m mypy
+
+format: $(STAMP)
+	$(PY) -m ruff format src tests
+	$(PY) -m ruff check --fix src tests
+
+## Run the Lambda handler in-process on an event file: make invoke EVENT=events/chat_completion.json
+invoke: $(STAMP)
+	$(PY) -m handler.local.invoke $(EVENT)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

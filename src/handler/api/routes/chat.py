@@ -1,0 +1,66 @@
+"""`POST /api/v1/chat/completions`: one JSON answer, or an SSE stream when `stream: true`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from handler.api.deps import ServiceDep
+from handler.api.schemas import ChatRequest, ChatResponse, ErrorResponse
+
+router = APIRouter()
+
+_KNOWN_FIELDS = frozenset(ChatRequest.model_fields)
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {
+        400: "Invalid request (the field is named)",
+        401: "Missing or unknown API key",
+        403: "Key not allowed for this project",
+        404: "Unknown project, model or campaign (`EntityNotFound:`)",
+        413: "Body too large",
+        429: "Rate limited",
+        502: "Upstream failed",
+        504: "Upstream timed out (including `ttft_exceeded`)",
+    }.items()
+}
+
+
+async def ignored_fields(request: Request) -> list[str]:
+    """Top-level fields this API does not know: accepted, ignored, and named back to the client."""
+    body = await request.json()  # FastAPI already parsed it; Starlette caches the result
+    return sorted(k for k in body if k not in _KNOWN_FIELDS) if isinstance(body, dict) else []
+
+
+@router.post(
+    "/api/v1/chat/completions",
+    response_model=ChatResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when stream=true"},
+        **_ERRORS,
+    },
+    summary="Generate chat completion",
+)
+async def create_chat_completion(body: ChatRequest, request: Request, service: ServiceDep) -> Response:
+    received_at: float = getattr(request.state, "received_at", None) or time.perf_counter()
+    plan = await service.plan(body, received_at)
+    headers: dict[str, str] = {}
+    ignored = await ignored_fields(request)
+    if ignored:
+        headers["X-Ignored-Fields"] = ",".join(ignored)[:1024]
+    if plan.stream:
+        from handler.api.streaming import stream_response
+
+        return await stream_response(service, plan, headers)
+    outcome = await service.complete(plan)
+    if outcome.ttft_ms is not None:
+        headers["X-TTFT-Ms"] = f"{outcome.ttft_ms:.1f}"
+    return Response(
+        orjson.dumps(outcome.response().model_dump(exclude_none=True)),
+        media_type="application/json",
+        headers=headers,
+    )

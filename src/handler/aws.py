@@ -1,0 +1,41 @@
+"""AWS clients, created on first use and reused across invocations.
+
+Nothing here runs at import time. Endpoints come from boto3's own `AWS_ENDPOINT_URL` /
+`AWS_ENDPOINT_URL_<SERVICE>` variables, which is how the local emulation and the tests point
+clients at moto or at a fake Bedrock.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from typing import Any
+
+_lock = threading.Lock()
+
+
+@cache
+def client(service: str, region: str | None = None) -> Any:
+    """A botocore client for `service`, shared by every request of this process."""
+    with _lock:
+        import boto3
+        from botocore.config import Config
+
+        from handler.settings import get_settings
+
+        config = Config(
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=300 if service == "bedrock-runtime" else 20,
+            max_pool_connections=50,
+        )
+        return boto3.session.Session().client(
+            service,  # type: ignore[call-overload]
+            region_name=region or get_settings().aws_region,
+            config=config,
+        )
+
+
+def reset_clients() -> None:
+    """Forget every client (tests switch endpoints between cases)."""
+    client.cache_clear()

@@ -1,0 +1,187 @@
+"""Getting a model to answer: n fan-out, retries, the time-to-first-token deadline and fallbacks.
+
+`start()` returns only once a model has produced its first event (content, a tool call or a finish)
+within the deadline; the caller holds the HTTP status and SSE headers until then, so a late model
+can still be abandoned for a fallback without the client noticing. An abandoned stream is closed at
+once, which closes its upstream connection: we stop paying for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+
+from handler.errors import GatewayError, TTFTExceeded, UpstreamError
+from handler.providers.base import (
+    Event,
+    ModelCall,
+    Provider,
+    TextDelta,
+    UsageReport,
+    is_retryable,
+)
+from handler.store.records import Attempt
+
+ProviderLookup = Callable[[str], Provider]
+
+
+async def fan_out(provider: Provider, call: ModelCall) -> AsyncIterator[Event]:
+    """One stream of `call.n` choices: native when the provider has `n`, else parallel calls."""
+    if call.n == 1 or provider.supports_n:
+        async for event in provider.stream(call):
+            yield event
+        return
+
+    queue: asyncio.Queue[tuple[int, Event | BaseException | None]] = asyncio.Queue()
+    single = replace(call, n=1)
+
+    async def pump(index: int) -> None:
+        try:
+            async for event in provider.stream(single):
+                if not isinstance(event, UsageReport):
+                    event = replace(event, index=index)
+                await queue.put((index, event))
+            await queue.put((index, None))
+        except BaseException as exc:  # handed to the consumer, which decides
+            await queue.put((index, exc))
+
+    tasks = [asyncio.create_task(pump(i)) for i in range(call.n)]
+    try:
+        remaining = call.n
+        while remaining:
+            _, item = await queue.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass
+class Started:
+    """A model that answered in time: its first events, and the rest of its stream."""
+
+    model_name: str
+    first: list[Event]
+    rest: AsyncIterator[Event]
+    ttft_ms: float | None
+    attempts: list[Attempt] = field(default_factory=list)
+
+    async def events(self) -> AsyncIterator[Event]:
+        for event in self.first:
+            yield event
+        async for event in self.rest:
+            yield event
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.rest, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
+def _is_first_output(event: Event) -> bool:
+    if isinstance(event, TextDelta):
+        return bool(event.text)
+    return not isinstance(event, UsageReport)  # a tool call or a finish is an answer too
+
+
+async def _first_output(stream: AsyncIterator[Event], timeout: float | None) -> list[Event]:
+    """Read until the first content event, within `timeout` seconds overall."""
+    seen: list[Event] = []
+
+    async def read() -> list[Event]:
+        async for event in stream:
+            seen.append(event)
+            if _is_first_output(event):
+                return seen
+        return seen  # an empty stream: the model finished without output
+
+    if timeout is None:
+        return await read()
+    return await asyncio.wait_for(read(), timeout)
+
+
+def _backoff(attempt: int) -> float:
+    """Full-jitter exponential backoff: 0..(100 ms * 2^attempt), capped at 2 s."""
+    return random.uniform(0, min(2.0, 0.1 * 2**attempt))
+
+
+async def start(
+    call: ModelCall,
+    models: list[tuple[str, int]],
+    providers: ProviderLookup,
+    *,
+    received_at: float,
+    deadline_ms: int | None,
+) -> Started:
+    """Try each (model, max_retries) in order until one produces output before the deadline."""
+    attempts: list[Attempt] = []
+    last_error: GatewayError | None = None
+    timed_out = False
+    deadline = received_at + deadline_ms / 1000 if deadline_ms else None
+
+    for model_name, max_retries in models:
+        provider = providers(model_name)
+        for attempt in range(max_retries + 1):
+            remaining = None if deadline is None else deadline - time.perf_counter()
+            if remaining is not None and remaining <= 0:
+                timed_out = True
+                break
+            began = time.perf_counter()
+            stream = fan_out(provider, call)
+            try:
+                first = await _first_output(stream, remaining)
+            except TimeoutError:
+                await stream.aclose()
+                timed_out = True
+                attempts.append(Attempt(model=model_name, outcome="ttft_exceeded", duration_ms=_ms(began)))
+                break  # this model is too slow: its fallback, not a retry
+            except GatewayError as exc:
+                await stream.aclose()
+                attempts.append(
+                    Attempt(model=model_name, outcome="error", detail=exc.message, duration_ms=_ms(began))
+                )
+                last_error = exc
+                if not is_retryable(exc) or attempt == max_retries:
+                    break
+                pause = _backoff(attempt)
+                if deadline is not None and time.perf_counter() + pause >= deadline:
+                    break
+                await asyncio.sleep(pause)
+                continue
+            except Exception as exc:
+                await stream.aclose()
+                attempts.append(
+                    Attempt(model=model_name, outcome="error", detail=type(exc).__name__, duration_ms=_ms(began))
+                )
+                last_error = UpstreamError("the model provider failed unexpectedly")
+                break
+            attempts.append(Attempt(model=model_name, outcome="ok", duration_ms=_ms(began)))
+            ttft = (time.perf_counter() - received_at) * 1000 if first else None
+            return Started(model_name, first, stream, ttft, attempts)
+
+    error: GatewayError
+    if timed_out and (last_error is None or deadline is not None and time.perf_counter() >= deadline):
+        error = TTFTExceeded(
+            f"no model produced a first token within max_ttft_ms={deadline_ms} "
+            f"(tried: {', '.join(a.model for a in attempts) or 'none'})"
+        )
+    else:
+        error = last_error or UpstreamError("the model provider failed")
+    error.attempts = attempts
+    raise error
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 3)
+

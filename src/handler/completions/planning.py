@@ -1,0 +1,227 @@
+"""From a validated wire request to a `Plan`: project and model resolved, limits applied, system
+prompt rendered, provider-neutral call built. Everything a request can get wrong is found here,
+before any model is called or anything is stored.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from handler.api.schemas import ChatRequest, ImagePart, Message, TextPart
+from handler.completions.templates import render_system_prompt
+from handler.config.models import Limits, ModelConfig, ProjectConfig
+from handler.errors import InvalidRequest, NotFound
+from handler.providers.base import ModelCall, ToolSpec
+
+
+@dataclass
+class Plan:
+    request_id: str
+    created: int
+    received_at: float  # perf_counter() at arrival: the TTFT clock starts here
+    session_id: str
+    project: ProjectConfig
+    model_name: str
+    call: ModelCall
+    store: bool
+    deadline_ms: int | None
+    labels: dict[str, str]
+    tags: list[str]
+    user: str | None
+    params: dict[str, Any]
+    messages: list[dict[str, Any]]
+    parent_completion_ids: list[str]
+    stream: bool = False
+    include_usage: bool = False
+    campaign: str | None = None
+    variant: str | None = None
+    server_tools: list[str] = field(default_factory=list)
+
+    @property
+    def project_name(self) -> str:
+        return self.project.project
+
+    def public_model(self, model_name: str) -> str:
+        return f"{self.project.project}/{model_name}"
+
+    def model_chain(self) -> list[tuple[str, int]]:
+        """The model, then its fallbacks in order (each with its own retry budget), no repeats."""
+        chain: list[tuple[str, int]] = []
+        for name in [self.model_name, *self.project.models[self.model_name].fallbacks]:
+            if name not in (c[0] for c in chain):
+                chain.append((name, self.project.models[name].max_retries))
+        return chain
+
+
+def split_model(model: str) -> tuple[str, str | None]:
+    project, sep, name = model.partition("/")
+    if not project or (sep and not name):
+        raise InvalidRequest("model must be '{project}' or '{project}/{model}'", param="model")
+    return project, name or None
+
+
+def resolve_model(project: ProjectConfig, name: str | None) -> tuple[str, ModelConfig]:
+    if name is None:
+        name = project.default_model
+    model = project.models.get(name)
+    if model is None:
+        raise NotFound(f"model {name!r} does not exist in project {project.project!r}", param="model")
+    return name, model
+
+
+def enforce_limits(req: ChatRequest, limits: Limits) -> None:
+    """Each limit refused with a 400 that names the field and the limit."""
+
+    def over(param: str, what: str, limit: int) -> InvalidRequest:
+        return InvalidRequest(f"{param}: {what} exceeds the project's limit of {limit}", param=param)
+
+    if req.effective_n > limits.max_n:
+        raise over("n", f"n={req.effective_n}", limits.max_n)
+    max_tokens = req.effective_max_tokens
+    if max_tokens is not None and max_tokens > limits.max_tokens:
+        raise over("max_tokens", f"max_tokens={max_tokens}", limits.max_tokens)
+    if len(req.messages) > limits.max_messages:
+        raise over("messages", f"{len(req.messages)} messages", limits.max_messages)
+    for i, message in enumerate(req.messages):
+        if len(message.text()) > limits.max_message_chars:
+            raise over(f"messages[{i}].content", "the message length", limits.max_message_chars)
+    stops = req.stop_list
+    if len(stops) > limits.max_stop:
+        raise over("stop", f"{len(stops)} stop sequences", limits.max_stop)
+    for stop in stops:
+        if len(stop) > limits.max_stop_chars:
+            raise over("stop", "a stop sequence's length", limits.max_stop_chars)
+    labels = req.all_labels
+    if len(labels) > limits.max_labels:
+        raise over("labels", f"{len(labels)} labels", limits.max_labels)
+    for key, value in labels.items():
+        if len(key) > limits.max_label_chars or len(value) > limits.max_label_chars:
+            raise over("labels", "a label's key or value length", limits.max_label_chars)
+    tags = req.tags or []
+    if len(tags) > limits.max_tags:
+        raise over("tags", f"{len(tags)} tags", limits.max_tags)
+    for tag in tags:
+        if len(tag) > limits.max_tag_chars:
+            raise over("tags", "a tag's length", limits.max_tag_chars)
+
+
+def _wire_content(message: Message) -> str | list[dict[str, Any]] | None:
+    if message.content is None or isinstance(message.content, str):
+        return message.content
+    parts: list[dict[str, Any]] = []
+    for part in message.content:
+        if isinstance(part, TextPart):
+            parts.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            parts.append({"type": "image_url", "image_url": {"url": part.url}})
+    return parts
+
+
+def provider_message(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role, "content": _wire_content(message)}
+    if message.name is not None:
+        out["name"] = message.name
+    if message.tool_calls:
+        out["tool_calls"] = [c.model_dump() for c in message.tool_calls]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def system_prompt(project: ProjectConfig, req: ChatRequest) -> str | None:
+    """The project's rendered template first, then the request's own system/developer messages."""
+    parts: list[str] = []
+    if project.system_prompt is not None:
+        rendered = render_system_prompt(project.system_prompt.template, req.system_prompt_args)
+        if rendered:
+            parts.append(rendered)
+    parts.extend(m.text() for m in req.messages if m.role in ("system", "developer") and m.text())
+    return "\n\n".join(parts) or None
+
+
+def deadline_ms(req: ChatRequest, project: ProjectConfig, model: ModelConfig) -> int | None:
+    """Request, else model, else project. `max_ttft_ms: 0` on a request turns the deadline off."""
+    if req.max_ttft_ms is not None:
+        return req.max_ttft_ms or None
+    return model.max_ttft_ms or project.limits.max_ttft_ms
+
+
+def build_plan(req: ChatRequest, project: ProjectConfig, received_at: float) -> Plan:
+    _, requested = split_model(req.model)
+    model_name, model = resolve_model(project, requested)
+    enforce_limits(req, project.limits)
+
+    switches = {t.id: t.enabled for t in req.tool_switches}
+    unknown = sorted(set(switches) - set(project.tools))
+    if unknown:
+        raise InvalidRequest(f"tools: unknown tool id {unknown[0]!r} for this project", param="tools")
+
+    conversation = [m for m in req.messages if m.role not in ("system", "developer")]
+    if not conversation:
+        raise InvalidRequest("messages: needs at least one non-system message", param="messages")
+    messages = [provider_message(m) for m in req.messages]
+    max_tokens = req.effective_max_tokens
+    call = ModelCall(
+        messages=[provider_message(m) for m in conversation],
+        system=system_prompt(project, req),
+        max_tokens=max_tokens if max_tokens is not None else project.limits.max_tokens,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        stop=req.stop_list,
+        n=req.effective_n,
+        seed=req.seed,
+        presence_penalty=req.presence_penalty,
+        frequency_penalty=req.frequency_penalty,
+        response_format=req.response_format,
+        tools=[
+            ToolSpec(
+                name=t.function.name,
+                description=t.function.description or "",
+                parameters=t.function.parameters or {"type": "object", "properties": {}},
+            )
+            for t in req.function_tools
+        ],
+        tool_choice=req.tool_choice,
+    )
+    params = {
+        k: v
+        for k, v in {
+            "max_tokens": req.effective_max_tokens,
+            "temperature": req.temperature,
+            "top_p": req.top_p,
+            "stop": req.stop_list or None,
+            "n": req.effective_n,
+            "seed": req.seed,
+            "presence_penalty": req.presence_penalty,
+            "frequency_penalty": req.frequency_penalty,
+            "response_format": req.response_format,
+            "max_ttft_ms": req.max_ttft_ms,
+            "stream": bool(req.stream),
+            "use_tools": req.use_tools,
+            "tools": [t.model_dump() for t in req.tools] if req.tools else None,
+            "system_prompt_args": req.system_prompt_args,
+        }.items()
+        if v is not None
+    }
+    return Plan(
+        request_id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        received_at=received_at,
+        session_id=str(req.session_id or uuid.uuid4()),
+        project=project,
+        model_name=model_name,
+        call=call,
+        store=project.store if req.store is None else req.store,
+        deadline_ms=deadline_ms(req, project, model),
+        labels=req.all_labels,
+        tags=list(req.tags or []),
+        user=req.user,
+        params=params,
+        messages=messages,
+        parent_completion_ids=[str(m.completion_id) for m in req.messages if m.completion_id],
+        stream=bool(req.stream),
+        include_usage=req.include_usage,
+    )

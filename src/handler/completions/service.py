@@ -1,0 +1,228 @@
+"""The completion service: plan, get a model answering, collect the choices, store, respond.
+
+It knows the config source, the store and the providers only through their ports; entrypoints
+(HTTP, streaming, batch) call `plan()` then `complete()` or `stream()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from handler.api.schemas import ChatRequest, ChatResponse, Choice, ResponseMessage, Usage
+from handler.completions import engine
+from handler.completions.planning import Plan, build_plan, split_model
+from handler.config.models import ModelConfig
+from handler.config.source import ConfigSource
+from handler.errors import GatewayError, UpstreamError
+from handler.observability import logger
+from handler.providers.base import Event, Finish, Provider, TextDelta, ToolCallsDone, UsageReport
+from handler.store.base import CompletionStore, StoreError
+from handler.store.records import Attempt, CompletionRecord, RecordUsage, Status
+
+ProviderFactory = Callable[[ModelConfig, Callable[[str], str]], Provider]
+
+
+@dataclass
+class ChoiceState:
+    index: int
+    completion_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    parts: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None
+    completion_tokens: int = 0
+
+    @property
+    def content(self) -> str:
+        return "".join(self.parts)
+
+
+@dataclass
+class Outcome:
+    """Everything known about a request's answer, final or not: the source of response and records."""
+
+    plan: Plan
+    model_name: str
+    choices: list[ChoiceState]
+    ttft_ms: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    status: Status = "completed"
+    error: GatewayError | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    finished_at: float | None = None
+
+    @classmethod
+    def empty(cls, plan: Plan, model_name: str | None = None) -> Outcome:
+        return cls(plan, model_name or plan.model_name, [ChoiceState(i) for i in range(plan.call.n)])
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self.choices[event.index].parts.append(event.text)
+        elif isinstance(event, ToolCallsDone):
+            self.choices[event.index].tool_calls = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in event.calls
+            ]
+        elif isinstance(event, Finish):
+            self.choices[event.index].finish_reason = event.reason
+        elif isinstance(event, UsageReport):
+            self.prompt_tokens += event.prompt_tokens
+            self.completion_tokens += event.completion_tokens
+
+    def usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            total_tokens=self.prompt_tokens + self.completion_tokens,
+        )
+
+    def response(self) -> ChatResponse:
+        public = self.plan.public_model(self.model_name)
+        return ChatResponse(
+            id=self.plan.request_id,
+            created=self.plan.created,
+            model=public,
+            session_id=self.plan.session_id,
+            choices=[
+                Choice(
+                    index=c.index,
+                    completion_id=c.completion_id,
+                    model=public,
+                    finish_reason=c.finish_reason,
+                    message=ResponseMessage(
+                        id=c.completion_id,
+                        content=c.content,
+                        tool_calls=c.tool_calls,  # type: ignore[arg-type]
+                    ),
+                )
+                for c in self.choices
+            ],
+            usage=self.usage(),
+        )
+
+    def records(self) -> list[CompletionRecord]:
+        plan = self.plan
+        finished = self.finished_at or time.perf_counter()
+        n = max(len(self.choices), 1)
+        # Prompt tokens are shared by the choices; split completion tokens as counted per choice
+        # when known, else evenly.
+        per_choice = [c.completion_tokens for c in self.choices]
+        if not any(per_choice):
+            per_choice = [self.completion_tokens // n] * n
+            if per_choice:
+                per_choice[0] += self.completion_tokens - sum(per_choice)
+        error = None
+        if self.error is not None:
+            error = {"message": self.error.message, "type": self.error.type, "code": self.error.code}
+        return [
+            CompletionRecord(
+                completion_id=c.completion_id,
+                request_id=plan.request_id,
+                session_id=plan.session_id,
+                project=plan.project_name,
+                model=plan.public_model(self.model_name),
+                provider=plan.project.models[self.model_name].provider,
+                index=c.index,
+                created=time.time(),
+                status=self.status,
+                messages=plan.messages,
+                system_prompt=plan.call.system,
+                params=plan.params,
+                labels=plan.labels,
+                tags=plan.tags,
+                user=plan.user,
+                content=c.content,
+                tool_calls=c.tool_calls,
+                finish_reason=c.finish_reason,
+                usage=RecordUsage(
+                    prompt_tokens=self.prompt_tokens,
+                    completion_tokens=per_choice[c.index],
+                    total_tokens=self.prompt_tokens + per_choice[c.index],
+                ),
+                ttft_ms=None if self.ttft_ms is None else round(self.ttft_ms, 3),
+                duration_ms=round((finished - plan.received_at) * 1000, 3),
+                campaign=plan.campaign,
+                variant=plan.variant,
+                parent_completion_ids=plan.parent_completion_ids,
+                attempts=self.attempts,
+                error=error,
+            )
+            for c in self.choices
+        ]
+
+
+class CompletionService:
+    def __init__(self, config: ConfigSource, store: CompletionStore, providers: ProviderFactory) -> None:
+        self.config = config
+        self.store = store
+        self._providers = providers
+
+    async def plan(self, req: ChatRequest, received_at: float) -> Plan:
+        project_name, _ = split_model(req.model)
+        project = await asyncio.to_thread(self.config.project, project_name)
+        return build_plan(req, project, received_at)
+
+    def provider(self, plan: Plan, model_name: str) -> Provider:
+        return self._providers(plan.project.models[model_name], self.config.secret)
+
+    async def start(self, plan: Plan) -> engine.Started:
+        """A model answering within the deadline; on failure the failure is stored, then raised."""
+        try:
+            return await engine.start(
+                plan.call,
+                plan.model_chain(),
+                lambda name: self.provider(plan, name),
+                received_at=plan.received_at,
+                deadline_ms=plan.deadline_ms,
+            )
+        except GatewayError as exc:
+            outcome = Outcome.empty(plan)
+            outcome.status = "ttft_exceeded" if exc.code == "ttft_exceeded" else "failed"
+            outcome.error = exc
+            outcome.attempts = exc.attempts
+            await self.save(outcome)
+            raise
+
+    async def complete(self, plan: Plan) -> Outcome:
+        """The whole answer at once (the model is still streamed, for the deadline)."""
+        started = await self.start(plan)
+        outcome = Outcome.empty(plan, started.model_name)
+        outcome.ttft_ms, outcome.attempts = started.ttft_ms, started.attempts
+        try:
+            async for event in started.events():
+                outcome.apply(event)
+        except GatewayError as exc:
+            outcome.status, outcome.error = "failed", exc
+            await self.save(outcome)
+            raise
+        except Exception as exc:
+            outcome.status = "failed"
+            outcome.error = UpstreamError("the model provider failed mid-answer")
+            await self.save(outcome)
+            raise outcome.error from exc
+        finally:
+            await started.aclose()
+        outcome.finished_at = time.perf_counter()
+        await self.save(outcome)
+        return outcome
+
+    async def save(self, outcome: Outcome) -> None:
+        """Write the final records, when the request stores. Never on the path to the first token."""
+        if not outcome.plan.store:
+            return
+        records = outcome.records()
+        try:
+            await asyncio.to_thread(self.store.put_completions, records)
+        except StoreError as exc:
+            self.on_store_failure(records, exc)
+
+    def on_store_failure(self, records: Sequence[CompletionRecord], exc: Exception) -> None:
+        logger.error(
+            "completion records not stored",
+            extra={"completion_ids": [r.completion_id for r in records], "error": str(exc)},
+        )

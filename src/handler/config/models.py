@@ -1,0 +1,168 @@
+"""Project configuration: what a platform team writes in `config/<project>.yaml` and keeps in SSM.
+
+One model validates both the YAML file (before anything is written) and what is read back from SSM,
+so that a config the command accepted is a config the gateway can serve.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_NAME = re.compile(NAME_RE)
+
+
+class _Strict(BaseModel):
+    # Unknown keys are refused: a typo in a config file must be named, not silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Strict):
+    """Per-project limits. Each has a default; a project may raise or lower it."""
+
+    max_tokens: Annotated[int, Field(ge=1)] = 4096
+    max_n: Annotated[int, Field(ge=1, le=128)] = 8
+    max_ttft_ms: Annotated[int, Field(ge=1)] | None = None
+    max_messages: Annotated[int, Field(ge=1)] = 500
+    max_message_chars: Annotated[int, Field(ge=1)] = 200_000
+    max_stop: Annotated[int, Field(ge=0)] = 8
+    max_stop_chars: Annotated[int, Field(ge=1)] = 256
+    max_labels: Annotated[int, Field(ge=0)] = 32
+    max_label_chars: Annotated[int, Field(ge=1)] = 256
+    max_tags: Annotated[int, Field(ge=0)] = 32
+    max_tag_chars: Annotated[int, Field(ge=1)] = 128
+    max_tool_rounds: Annotated[int, Field(ge=1, le=32)] = 5
+
+
+class _ModelBase(_Strict):
+    fallbacks: list[str] = Field(default_factory=list)
+    max_ttft_ms: Annotated[int, Field(ge=1)] | None = None
+    # Upstream retries before the first token (connection errors, timeouts, 429, 5xx).
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+
+class EchoModel(_ModelBase):
+    """Built-in deterministic model: answers with the last user message. No network."""
+
+    provider: Literal["echo"]
+    ttft_ms: Annotated[float, Field(ge=0)] = 0.0
+    tokens_per_second: Annotated[float, Field(gt=0)] | None = None
+    prefix: str = ""
+    # Deterministic tool calling (see providers/echo.py): off, or call each offered tool once.
+    tool_mode: Literal["off", "call_all"] = "off"
+
+
+class OpenAIModel(_ModelBase):
+    """Any OpenAI-compatible server: vLLM, TGI, Ollama, OpenAI itself."""
+
+    provider: Literal["openai"]
+    base_url: str
+    model: str
+    api_key_param: str | None = None  # name of an SSM SecureString holding the key
+    headers: dict[str, str] = Field(default_factory=dict)
+    supports_n: bool = True
+    timeout_s: Annotated[float, Field(gt=0)] | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+
+class BedrockModel(_ModelBase):
+    """Amazon Bedrock through the Converse API."""
+
+    provider: Literal["bedrock"]
+    model_id: str
+    region: str | None = None
+    additional_model_request_fields: dict[str, Any] = Field(default_factory=dict)
+
+
+ModelConfig = Annotated[EchoModel | OpenAIModel | BedrockModel, Field(discriminator="provider")]
+
+
+class SystemPrompt(_Strict):
+    template: str
+
+
+class HttpTarget(_Strict):
+    type: Literal["http"]
+    url: str
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    auth_header: str = "Authorization"
+    auth_param: str | None = None  # SSM SecureString with the header's value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+
+class LambdaTarget(_Strict):
+    type: Literal["lambda"]
+    function: str
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+
+class ToolConfig(_Strict):
+    description: str
+    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    enabled: bool = True
+    target: Annotated[HttpTarget | LambdaTarget, Field(discriminator="type")]
+
+
+class CampaignConfig(_Strict):
+    id: uuid.UUID
+    status: Literal["active", "paused", "ended"] = "active"
+    variants: dict[str, Annotated[float, Field(ge=0)]]
+
+    @field_validator("variants")
+    @classmethod
+    def _some_weight(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v or sum(v.values()) <= 0:
+            raise ValueError("needs at least one variant with a positive weight")
+        return v
+
+
+class ProjectConfig(_Strict):
+    project: str = Field(pattern=NAME_RE)
+    default_model: str
+    store: bool = True
+    limits: Limits = Field(default_factory=Limits)
+    system_prompt: SystemPrompt | None = None
+    models: dict[str, ModelConfig]
+    tools: dict[str, ToolConfig] = Field(default_factory=dict)
+    campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> ProjectConfig:
+        for kind, names in (("models", self.models), ("tools", self.tools), ("campaigns", self.campaigns)):
+            for name in names:
+                if not _NAME.match(name):
+                    raise ValueError(f"{kind}.{name}: name must match {NAME_RE}")
+        if self.default_model not in self.models:
+            raise ValueError(f"default_model: {self.default_model!r} is not one of models")
+        for name, model in self.models.items():
+            for fb in model.fallbacks:
+                if fb not in self.models:
+                    raise ValueError(f"models.{name}.fallbacks: {fb!r} is not one of models")
+        for key, campaign in self.campaigns.items():
+            for variant in campaign.variants:
+                if variant not in self.models:
+                    raise ValueError(f"campaigns.{key}.variants: {variant!r} is not one of models")
+        return self
+
+    def active_campaign(self) -> tuple[str, CampaignConfig] | None:
+        """The project's active campaign, which `model: "{project}"` is routed through."""
+        for key, campaign in self.campaigns.items():
+            if campaign.status == "active":
+                return key, campaign
+        return None

@@ -1,0 +1,79 @@
+"""Reading project config and secrets from SSM Parameter Store through Powertools Parameters.
+
+`get_multiple` calls SSM's `GetParametersByPath` (recursive, decrypted) and caches the result for
+`CONFIG_MAX_AGE_S`; the validated `ProjectConfig` is cached alongside it, so a warm request neither
+calls SSM nor re-validates the config.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from handler.config.layout import from_parameters, project_path
+from handler.config.models import NAME_RE, ProjectConfig
+from handler.errors import ConfigError, NotFound
+
+
+_PROJECT_NAME = re.compile(NAME_RE)
+
+
+class ConfigSource(Protocol):
+    def project(self, name: str) -> ProjectConfig: ...
+
+    def secret(self, name: str) -> str: ...
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """`field.path: message` for each error, the way users read config problems."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+class SSMConfigSource:
+    def __init__(self, prefix: str, max_age_s: int, ssm_client: Any = None) -> None:
+        self._prefix = prefix
+        self._max_age_s = max_age_s
+        self._client = ssm_client
+        self._provider: Any = None
+        self._parsed: dict[str, tuple[object, ProjectConfig]] = {}
+        self._lock = threading.Lock()
+
+    def _ssm(self) -> Any:
+        if self._provider is None:
+            from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+            from handler import aws
+
+            self._provider = SSMProvider(boto3_client=self._client or aws.client("ssm"))
+        return self._provider
+
+    def project(self, name: str) -> ProjectConfig:
+        if not _PROJECT_NAME.match(name):
+            raise NotFound(f"project {name!r} does not exist", param="model")
+        raw = self._ssm().get_multiple(
+            project_path(self._prefix, name), recursive=True, decrypt=True, max_age=self._max_age_s
+        )
+        if not raw:
+            raise NotFound(f"project {name!r} does not exist", param="model")
+        cached = self._parsed.get(name)
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        try:
+            config = ProjectConfig.model_validate(from_parameters(name, raw))
+        except (ValidationError, ValueError) as exc:
+            detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise ConfigError(f"project {name!r} has an invalid config in SSM: {detail}") from exc
+        with self._lock:
+            self._parsed[name] = (raw, config)
+        return config
+
+    def secret(self, name: str) -> str:
+        value: str = self._ssm().get(name, decrypt=True, max_age=self._max_age_s)
+        return value

@@ -1,0 +1,119 @@
+"""Create the stack's AWS resources in an emulation (moto) and load project config into its SSM.
+
+Used by `make dev`, `make invoke`, the local batch command and the tests, so that all of them run
+against the same shapes as the deployed stack (`template.yaml`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+TABLE_KEYS = {
+    "AttributeDefinitions": [
+        {"AttributeName": name, "AttributeType": "S"}
+        for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+    ],
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": index,
+            "KeySchema": [
+                {"AttributeName": f"{prefix}pk", "KeyType": "HASH"},
+                {"AttributeName": f"{prefix}sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+        for index, prefix in (("GSI1", "gsi1"), ("GSI2", "gsi2"))
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+
+LOCAL_ENV = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "TABLE_NAME": "chat-gateway",
+    "IDEMPOTENCY_TABLE_NAME": "chat-gateway-idempotency",
+    "CONFIG_PREFIX": "/chat-gateway",
+    "BUCKET_NAME": "chat-gateway-local",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "ChatGateway",
+    "POWERTOOLS_SERVICE_NAME": "chat-gateway",
+}
+
+
+def local_environment(endpoint_url: str) -> dict[str, str]:
+    return {**LOCAL_ENV, "AWS_ENDPOINT_URL": endpoint_url}
+
+
+def create_resources(session: Any, env: dict[str, str]) -> dict[str, str]:
+    """Table, idempotency table, bucket and queues. Returns the env entries they add."""
+    ddb = session.client("dynamodb")
+    existing = ddb.list_tables()["TableNames"]
+    if env["TABLE_NAME"] not in existing:
+        ddb.create_table(TableName=env["TABLE_NAME"], **TABLE_KEYS)
+    if env["IDEMPOTENCY_TABLE_NAME"] not in existing:
+        ddb.create_table(
+            TableName=env["IDEMPOTENCY_TABLE_NAME"],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    session.client("s3").create_bucket(Bucket=env["BUCKET_NAME"])
+    sqs = session.client("sqs")
+    added = {}
+    for var, name in (("BATCH_QUEUE_URL", "chat-gateway-batch"), ("STORE_RETRY_QUEUE_URL", "chat-gateway-store-retry")):
+        added[var] = sqs.create_queue(QueueName=name)["QueueUrl"]
+    return added
+
+
+def load_configs(session: Any, config_dir: Path, prefix: str) -> list[str]:
+    from handler.config.files import load_dir, push
+
+    ssm = session.client("ssm")
+    configs = load_dir(config_dir)
+    for config in configs:
+        push(config, prefix, ssm)
+    return [c.project for c in configs]
+
+
+def bootstrap(endpoint_url: str, config_dir: Path, *, apply_env: bool = True) -> dict[str, str]:
+    """Create everything in the emulation at `endpoint_url`; return (and by default apply) the env."""
+    import boto3
+
+    env = local_environment(endpoint_url)
+    session = boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
+        region_name=env["AWS_REGION"],
+    )
+    os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    env.update(create_resources(session, env))
+    load_configs(session, config_dir, env["CONFIG_PREFIX"])
+    if apply_env:
+        os.environ.update(env)
+        from handler import aws, wiring
+
+        aws.reset_clients()
+        wiring.reset()
+    return env
+
+
+def start_emulation(port: int = 0) -> tuple[Any, str]:
+    """moto's server mode in this process (a thread): DynamoDB, SSM, S3, SQS, Lambda, ..."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    if not port:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"

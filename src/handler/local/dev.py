@@ -1,0 +1,36 @@
+"""`make dev`: the gateway on 127.0.0.1 with AWS emulated in-process, the echo model and the demo
+project. No credentials, no Docker, no network.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+CURL = """curl -s http://127.0.0.1:{port}/api/v1/chat/completions \\
+  -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
+  -d '{{"model": "demo", "messages": [{{"role": "user", "content": "Hello, gateway!"}}],
+       "labels": {{"team": "docs"}}, "system_prompt_args": {{"persona": "a concise assistant"}}}}'"""
+
+
+def main() -> None:
+    port = int(os.environ.get("PORT", "8000"))
+    config_dir = Path(os.environ.get("CONFIG_DIR", "config"))
+    from handler.local.bootstrap import bootstrap, start_emulation
+
+    _, endpoint = start_emulation()
+    os.environ.setdefault("AUTH_MODE", "dev")
+    env = bootstrap(endpoint, config_dir)
+    key = os.environ.get("DEV_API_KEY", "sk-local-dev")
+    print(f"AWS emulation (moto) at {endpoint}; table {env['TABLE_NAME']}; config from {config_dir}/", file=sys.stderr)
+    print(f"Dev auth: requests must send 'Authorization: Bearer {key}' (DEV_API_KEY)", file=sys.stderr)
+    print(f"Gateway on http://127.0.0.1:{port}  -- try:\n\n{CURL.format(port=port, key=key)}\n", file=sys.stderr)
+
+    import uvicorn
+
+    uvicorn.run("handler.entrypoints.asgi:app", host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

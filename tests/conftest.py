@@ -1,0 +1,65 @@
+"""Shared fixtures: AWS emulated by moto in-process, the demo config loaded, the real app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from fastapi.testclient import TestClient
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "config"
+EVENTS_DIR = ROOT / "events"
+
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_DEV", "false")
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """moto's mock_aws with the stack's resources and every config/*.yaml project loaded."""
+    from moto import mock_aws
+
+    from handler import aws as aws_clients
+    from handler import wiring
+    from handler.local.bootstrap import LOCAL_ENV, create_resources, load_configs
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for key, value in LOCAL_ENV.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        session = boto3.session.Session()
+        env = dict(LOCAL_ENV)
+        env.update(create_resources(session, env))
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        load_configs(session, CONFIG_DIR, env["CONFIG_PREFIX"])
+        aws_clients.reset_clients()
+        wiring.reset()
+        yield env
+        aws_clients.reset_clients()
+        wiring.reset()
+
+
+def put_project(config: dict[str, Any], prefix: str = "/chat-gateway") -> None:
+    """Write one more project into the emulated SSM (inside the `aws` fixture)."""
+    from handler.config.files import push
+    from handler.config.models import ProjectConfig
+
+    push(ProjectConfig.model_validate(config), prefix, boto3.client("ssm"))
+
+
+@pytest.fixture
+def client(aws: dict[str, str]) -> Iterator[TestClient]:
+    from handler.api.app import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c
+
+
+def table_items(table: str = "chat-gateway") -> list[dict[str, Any]]:
+    return list(boto3.client("dynamodb").scan(TableName=table).get("Items", []))
