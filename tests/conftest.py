@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "config"
 EVENTS_DIR = ROOT / "events"
 
+DEV_KEY = "sk-local-dev"
+AUTH = {"Authorization": f"Bearer {DEV_KEY}"}
+
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 
@@ -31,6 +34,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     for key, value in LOCAL_ENV.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AUTH_MODE", "dev")
+    monkeypatch.setenv("DEV_API_KEY", DEV_KEY)
     with mock_aws():
         session = boto3.session.Session()
         env = dict(LOCAL_ENV)
@@ -57,7 +62,7 @@ def put_project(config: dict[str, Any], prefix: str = "/chat-gateway") -> None:
 def client(aws: dict[str, str]) -> Iterator[TestClient]:
     from handler.api.app import create_app
 
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(create_app(), raise_server_exceptions=False, headers=AUTH) as c:
         yield c
 
 

@@ -23,8 +23,15 @@ def client(service: str, region: str | None = None) -> Any:
 
         from handler.settings import get_settings
 
+        # Bedrock calls are retried by the completion service (with its TTFT deadline and
+        # fallbacks); botocore's own backoff would hide throttling from it for seconds.
+        retries: Any = (
+            {"total_max_attempts": 1, "mode": "standard"}
+            if service == "bedrock-runtime"
+            else {"max_attempts": 3, "mode": "standard"}
+        )
         config = Config(
-            retries={"max_attempts": 3, "mode": "standard"},
+            retries=retries,
             connect_timeout=5,
             read_timeout=300 if service == "bedrock-runtime" else 20,
             max_pool_connections=50,

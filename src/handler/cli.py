@@ -1,7 +1,10 @@
-"""`python -m handler.cli`: manage project config (and, later, API keys) from a terminal.
+"""`python -m handler.cli`: manage project config and API keys from a terminal.
 
     python -m handler.cli config validate config/*.yaml
     python -m handler.cli config push config/demo.yaml --prefix /chat-gateway [--region eu-west-1]
+    python -m handler.cli keys create --project demo [--project other] [--name ci] [--table T]
+    python -m handler.cli keys list
+    python -m handler.cli keys revoke KEY_ID
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ def _config(args: argparse.Namespace) -> int:
         return 2
     if args.action == "validate":
         for c in configs:
-            print(f"ok: {c.project} ({len(c.models)} models, {len(c.tools)} tools, {len(c.campaigns)} campaigns)")
+            counts = f"{len(c.models)} models, {len(c.tools)} tools, {len(c.campaigns)} campaigns"
+            print(f"ok: {c.project} ({counts})")
         return 0
     import boto3
 
@@ -29,6 +33,53 @@ def _config(args: argparse.Namespace) -> int:
     for c in configs:
         names = push(c, args.prefix, ssm)
         print(f"pushed {c.project}: {len(names)} parameters under {args.prefix}/projects/{c.project}")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """API keys in the table: the key is printed once, on stdout, at creation; only its hash is kept."""
+    import os
+    from datetime import UTC, datetime
+
+    import boto3
+
+    from handler.store.keys import DynamoKeyStore, KeyStoreError, UnknownKey
+
+    table = args.table or os.environ.get("TABLE_NAME", "chat-gateway")
+    ddb = boto3.client("dynamodb", region_name=args.region) if args.region else boto3.client("dynamodb")
+    store = DynamoKeyStore(table, ddb)
+    try:
+        if args.action == "create":
+            if not args.project:
+                print("error: keys create needs at least one --project", file=sys.stderr)
+                return 2
+            try:
+                key, secret = store.create(args.project, name=args.name)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            scope = ", ".join(key.projects)
+            print(f"created key {key.key_id} for project(s) {scope} in table {table}", file=sys.stderr)
+            print("the key is shown once, now: store it somewhere safe", file=sys.stderr)
+            print(secret)
+        elif args.action == "list":
+            for k in store.list():
+                created = datetime.fromtimestamp(k.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                status = "active" if k.active else "revoked"
+                print(f"{k.key_id}  {status:<7}  {created}  {','.join(k.projects)}  {k.name or ''}".rstrip())
+        else:
+            if not args.key_id:
+                print("error: keys revoke needs a KEY_ID", file=sys.stderr)
+                return 2
+            try:
+                store.revoke(args.key_id)
+            except UnknownKey:
+                print(f"error: no key {args.key_id!r} in table {table}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.key_id}: refused everywhere within API_KEY_CACHE_S (default 30 s)")
+    except KeyStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -41,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     config.add_argument("--prefix", default="/chat-gateway", help="SSM path prefix (CONFIG_PREFIX)")
     config.add_argument("--region", default=None)
     config.set_defaults(func=_config)
+    keys = sub.add_parser("keys", help="create, list or revoke API keys")
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("key_id", nargs="?", help="the key to revoke")
+    keys.add_argument("--project", action="append", default=[], help="a project the key may use (repeat)")
+    keys.add_argument("--name", default=None, help="a label for the key (who or what uses it)")
+    keys.add_argument("--table", default=None, help="DynamoDB table (default: TABLE_NAME, else chat-gateway)")
+    keys.add_argument("--region", default=None)
+    keys.set_defaults(func=_keys)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

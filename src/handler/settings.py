@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # Auth. `auth_mode=dev` accepts DEV_API_KEY; it is only ever set by the local dev server.
     auth_mode: str = "keys"
     dev_api_key: str = "sk-local-dev"
+    # How long a key's verification is cached per instance: a revoked key stops working within this.
+    api_key_cache_s: float = 30.0
 
     # Body size (bytes) refused with 413 before parsing.
     max_body_bytes: int = 4 * 1024 * 1024

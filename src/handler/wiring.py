@@ -9,6 +9,7 @@ from handler.config.source import SSMConfigSource
 from handler.providers.registry import provider_for
 from handler.settings import get_settings
 from handler.store.dynamodb import DynamoCompletionStore
+from handler.store.keys import CachedKeys, DynamoKeyStore
 
 
 @cache
@@ -21,7 +22,15 @@ def default_service() -> CompletionService:
     )
 
 
+@cache
+def default_keys() -> CachedKeys:
+    """API key verification for `api/auth.py`, cached per process for `API_KEY_CACHE_S`."""
+    settings = get_settings()
+    return CachedKeys(DynamoKeyStore(settings.table_name).verify, settings.api_key_cache_s)
+
+
 def reset() -> None:
     """Forget the built service (tests change settings between cases)."""
     default_service.cache_clear()
+    default_keys.cache_clear()
     get_settings.cache_clear()

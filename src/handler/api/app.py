@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handler.api import errors
+from handler.api.auth import authenticate
 from handler.api.routes import chat, records
 from handler.settings import get_settings
 
@@ -71,8 +72,9 @@ def create_app(service: CompletionService | None = None) -> FastAPI:
     )
     app.state.service = service
     errors.install(app)
-    app.include_router(chat.router)
-    app.include_router(records.router)
+    api = [Depends(authenticate)]
+    app.include_router(chat.router, dependencies=api)
+    app.include_router(records.router, dependencies=api)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

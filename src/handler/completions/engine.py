@@ -4,6 +4,10 @@
 within the deadline; the caller holds the HTTP status and SSE headers until then, so a late model
 can still be abandoned for a fallback without the client noticing. An abandoned stream is closed at
 once, which closes its upstream connection: we stop paying for it.
+
+Each model of the chain gets its own `max_ttft_ms` window: the first one counted from the request's
+arrival, a fallback from the moment it is tried (a window shared with the model that just used it
+all up would leave the fallback no time at all). The stored TTFT is always measured from arrival.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from handler.errors import GatewayError, TTFTExceeded, UpstreamError
@@ -29,7 +33,7 @@ from handler.store.records import Attempt
 ProviderLookup = Callable[[str], Provider]
 
 
-async def fan_out(provider: Provider, call: ModelCall) -> AsyncIterator[Event]:
+async def fan_out(provider: Provider, call: ModelCall) -> AsyncGenerator[Event, None]:
     """One stream of `call.n` choices: native when the provider has `n`, else parallel calls."""
     if call.n == 1 or provider.supports_n:
         async for event in provider.stream(call):
@@ -95,20 +99,19 @@ def _is_first_output(event: Event) -> bool:
     return not isinstance(event, UsageReport)  # a tool call or a finish is an answer too
 
 
-async def _first_output(stream: AsyncIterator[Event], timeout: float | None) -> list[Event]:
-    """Read until the first content event, within `timeout` seconds overall."""
-    seen: list[Event] = []
+async def _first_output(stream: AsyncIterator[Event], within: float | None) -> list[Event]:
+    """Read until the first content event, within `within` seconds overall (TimeoutError if not).
 
-    async def read() -> list[Event]:
+    The read stays in this task (no `wait_for` task), so the stream is later read on by the same
+    task that began it; on timeout the cancellation goes into the provider's pending read.
+    """
+    seen: list[Event] = []
+    async with asyncio.timeout(within):
         async for event in stream:
             seen.append(event)
             if _is_first_output(event):
                 return seen
-        return seen  # an empty stream: the model finished without output
-
-    if timeout is None:
-        return await read()
-    return await asyncio.wait_for(read(), timeout)
+    return seen  # an empty stream: the model finished without output
 
 
 def _backoff(attempt: int) -> float:
@@ -122,20 +125,29 @@ async def start(
     providers: ProviderLookup,
     *,
     received_at: float,
-    deadline_ms: int | None,
+    deadline_ms: int | Mapping[str, int | None] | None,
 ) -> Started:
-    """Try each (model, max_retries) in order until one produces output before the deadline."""
+    """Try each (model, max_retries) in order until one produces output before its deadline.
+
+    `deadline_ms` is one window for every model, or each model's own (absent or None: no deadline).
+    """
     attempts: list[Attempt] = []
     last_error: GatewayError | None = None
-    timed_out = False
-    deadline = received_at + deadline_ms / 1000 if deadline_ms else None
+    timed_out = False  # whether the last model tried ran out of time (else it failed)
+    tried: list[str] = []
 
-    for model_name, max_retries in models:
+    for position, (model_name, max_retries) in enumerate(models):
+        budget_ms = deadline_ms.get(model_name) if isinstance(deadline_ms, Mapping) else deadline_ms
+        window_start = received_at if position == 0 else time.perf_counter()
+        deadline = window_start + budget_ms / 1000 if budget_ms else None
         provider = providers(model_name)
+        tried.append(model_name)
+        timed_out = False
         for attempt in range(max_retries + 1):
             remaining = None if deadline is None else deadline - time.perf_counter()
             if remaining is not None and remaining <= 0:
                 timed_out = True
+                attempts.append(Attempt(model=model_name, outcome="ttft_exceeded", detail="no time left"))
                 break
             began = time.perf_counter()
             stream = fan_out(provider, call)
@@ -161,8 +173,9 @@ async def start(
                 continue
             except Exception as exc:
                 await stream.aclose()
+                kind = type(exc).__name__
                 attempts.append(
-                    Attempt(model=model_name, outcome="error", detail=type(exc).__name__, duration_ms=_ms(began))
+                    Attempt(model=model_name, outcome="error", detail=kind, duration_ms=_ms(began))
                 )
                 last_error = UpstreamError("the model provider failed unexpectedly")
                 break
@@ -171,10 +184,9 @@ async def start(
             return Started(model_name, first, stream, ttft, attempts)
 
     error: GatewayError
-    if timed_out and (last_error is None or deadline is not None and time.perf_counter() >= deadline):
+    if timed_out or last_error is None:
         error = TTFTExceeded(
-            f"no model produced a first token within max_ttft_ms={deadline_ms} "
-            f"(tried: {', '.join(a.model for a in attempts) or 'none'})"
+            f"no model produced a first token within its max_ttft_ms (tried: {', '.join(tried) or 'none'})"
         )
     else:
         error = last_error or UpstreamError("the model provider failed")
@@ -184,4 +196,3 @@ async def start(
 
 def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 3)
-

@@ -39,6 +39,9 @@ class Plan:
     campaign: str | None = None
     variant: str | None = None
     server_tools: list[str] = field(default_factory=list)
+    # Wall-clock time the request was planned: the records' `created`, so that a session lists its
+    # completions in the order the requests came, not the order they finished.
+    started_at: float = field(default_factory=time.time)
 
     @property
     def project_name(self) -> str:
@@ -149,15 +152,36 @@ def deadline_ms(req: ChatRequest, project: ProjectConfig, model: ModelConfig) ->
     return model.max_ttft_ms or project.limits.max_ttft_ms
 
 
-def build_plan(req: ChatRequest, project: ProjectConfig, received_at: float) -> Plan:
-    _, requested = split_model(req.model)
-    model_name, model = resolve_model(project, requested)
-    enforce_limits(req, project.limits)
-
+def server_tools(req: ChatRequest, project: ProjectConfig) -> list[str]:
+    """The project's tools this request turns on: `use_tools: false` turns all off; a `tools`
+    switch overrides a tool's configured `enabled`; an unknown tool id is a 400."""
     switches = {t.id: t.enabled for t in req.tool_switches}
     unknown = sorted(set(switches) - set(project.tools))
     if unknown:
         raise InvalidRequest(f"tools: unknown tool id {unknown[0]!r} for this project", param="tools")
+    if req.use_tools is False:
+        return []
+    enabled = [tool_id for tool_id, tool in project.tools.items() if switches.get(tool_id, tool.enabled)]
+    clash = sorted({t.function.name for t in req.function_tools} & set(enabled))
+    if clash:
+        raise InvalidRequest(
+            f"tools: function {clash[0]!r} has the name of one of the project's server-side tools; "
+            "rename it, or switch the server-side tool off for this request",
+            param="tools",
+        )
+    return enabled
+
+
+def build_plan(req: ChatRequest, project: ProjectConfig, received_at: float) -> Plan:
+    from handler.completions.campaigns import route
+
+    _, requested = split_model(req.model)
+    routing = route(
+        project, requested, req.ab_campaign, str(req.session_id) if req.session_id else None, req.user
+    )
+    model_name, model = resolve_model(project, routing.model_name)
+    enforce_limits(req, project.limits)
+    tool_ids = server_tools(req, project)
 
     conversation = [m for m in req.messages if m.role not in ("system", "developer")]
     if not conversation:
@@ -177,12 +201,22 @@ def build_plan(req: ChatRequest, project: ProjectConfig, received_at: float) -> 
         frequency_penalty=req.frequency_penalty,
         response_format=req.response_format,
         tools=[
-            ToolSpec(
-                name=t.function.name,
-                description=t.function.description or "",
-                parameters=t.function.parameters or {"type": "object", "properties": {}},
-            )
-            for t in req.function_tools
+            *(
+                ToolSpec(
+                    name=tool_id,
+                    description=project.tools[tool_id].description,
+                    parameters=project.tools[tool_id].input_schema,
+                )
+                for tool_id in tool_ids
+            ),
+            *(
+                ToolSpec(
+                    name=t.function.name,
+                    description=t.function.description or "",
+                    parameters=t.function.parameters or {"type": "object", "properties": {}},
+                )
+                for t in req.function_tools
+            ),
         ],
         tool_choice=req.tool_choice,
     )
@@ -201,6 +235,7 @@ def build_plan(req: ChatRequest, project: ProjectConfig, received_at: float) -> 
             "max_ttft_ms": req.max_ttft_ms,
             "stream": bool(req.stream),
             "use_tools": req.use_tools,
+            "ab_campaign": req.ab_campaign,
             "tools": [t.model_dump() for t in req.tools] if req.tools else None,
             "system_prompt_args": req.system_prompt_args,
         }.items()
@@ -224,4 +259,7 @@ def build_plan(req: ChatRequest, project: ProjectConfig, received_at: float) -> 
         parent_completion_ids=[str(m.completion_id) for m in req.messages if m.completion_id],
         stream=bool(req.stream),
         include_usage=req.include_usage,
+        campaign=routing.campaign,
+        variant=routing.variant,
+        server_tools=tool_ids,
     )

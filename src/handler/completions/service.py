@@ -20,9 +20,17 @@ from handler.config.models import ModelConfig
 from handler.config.source import ConfigSource
 from handler.errors import GatewayError, UpstreamError
 from handler.observability import logger
-from handler.providers.base import Event, Finish, Provider, TextDelta, ToolCallsDone, UsageReport
+from handler.providers.base import (
+    Event,
+    Finish,
+    Provider,
+    TextDelta,
+    ToolCallsDone,
+    ToolRunsReport,
+    UsageReport,
+)
 from handler.store.base import CompletionStore, StoreError
-from handler.store.records import Attempt, CompletionRecord, RecordUsage, Status
+from handler.store.records import Attempt, CompletionRecord, RecordUsage, Status, ToolRun
 
 ProviderFactory = Callable[[ModelConfig, Callable[[str], str]], Provider]
 
@@ -33,6 +41,7 @@ class ChoiceState:
     completion_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     parts: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] | None = None
+    tool_runs: list[ToolRun] = field(default_factory=list)
     finish_reason: str | None = None
     completion_tokens: int = 0
 
@@ -73,6 +82,19 @@ class Outcome:
         elif isinstance(event, UsageReport):
             self.prompt_tokens += event.prompt_tokens
             self.completion_tokens += event.completion_tokens
+        elif isinstance(event, ToolRunsReport):
+            self.choices[event.index].tool_runs.extend(
+                ToolRun(
+                    id=r.id,
+                    name=r.name,
+                    arguments=r.arguments,
+                    result=r.result,
+                    error=r.error,
+                    duration_ms=r.duration_ms,
+                    round=r.round,
+                )
+                for r in event.runs
+            )
 
     def usage(self) -> Usage:
         return Usage(
@@ -128,7 +150,7 @@ class Outcome:
                 model=plan.public_model(self.model_name),
                 provider=plan.project.models[self.model_name].provider,
                 index=c.index,
-                created=time.time(),
+                created=plan.started_at,
                 status=self.status,
                 messages=plan.messages,
                 system_prompt=plan.call.system,
@@ -149,11 +171,23 @@ class Outcome:
                 campaign=plan.campaign,
                 variant=plan.variant,
                 parent_completion_ids=plan.parent_completion_ids,
+                tool_runs=c.tool_runs,
                 attempts=self.attempts,
                 error=error,
             )
             for c in self.choices
         ]
+
+
+def _deadlines(plan: Plan) -> dict[str, int | None]:
+    """Each model's own max_ttft_ms window: the request's, else that model's, else the project's."""
+    requested = plan.params.get("max_ttft_ms")
+    out: dict[str, int | None] = {}
+    for name, _ in plan.model_chain():
+        own = plan.project.models[name].max_ttft_ms or plan.project.limits.max_ttft_ms
+        out[name] = own if requested is None else requested or None
+    out[plan.model_name] = plan.deadline_ms
+    return out
 
 
 class CompletionService:
@@ -162,13 +196,26 @@ class CompletionService:
         self.store = store
         self._providers = providers
 
-    async def plan(self, req: ChatRequest, received_at: float) -> Plan:
+    async def plan(
+        self, req: ChatRequest, received_at: float, authorize: Callable[[str], None] | None = None
+    ) -> Plan:
+        """Resolve and validate a request. `authorize(project)` runs before the project is read."""
         project_name, _ = split_model(req.model)
+        if authorize is not None:
+            authorize(project_name)
         project = await asyncio.to_thread(self.config.project, project_name)
         return build_plan(req, project, received_at)
 
     def provider(self, plan: Plan, model_name: str) -> Provider:
-        return self._providers(plan.project.models[model_name], self.config.secret)
+        provider = self._providers(plan.project.models[model_name], self.config.secret)
+        if not plan.server_tools:
+            return provider
+        from handler.completions.tool_runners import ToolRunner
+        from handler.completions.tools import ToolLoop
+
+        tools = {tool_id: plan.project.tools[tool_id] for tool_id in plan.server_tools}
+        runner = ToolRunner(self.config.secret, plan.project_name)
+        return ToolLoop(provider, tools, runner, plan.project.limits.max_tool_rounds)
 
     async def start(self, plan: Plan) -> engine.Started:
         """A model answering within the deadline; on failure the failure is stored, then raised."""
@@ -178,7 +225,7 @@ class CompletionService:
                 plan.model_chain(),
                 lambda name: self.provider(plan, name),
                 received_at=plan.received_at,
-                deadline_ms=plan.deadline_ms,
+                deadline_ms=_deadlines(plan),
             )
         except GatewayError as exc:
             outcome = Outcome.empty(plan)

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 _NAME = re.compile(NAME_RE)
+TOOL_NAME_RE = r"^[A-Za-z0-9_-]{1,64}$"
+_TOOL_NAME = re.compile(TOOL_NAME_RE)
 
 
 class _Strict(BaseModel):
@@ -154,10 +156,23 @@ class ProjectConfig(_Strict):
             for fb in model.fallbacks:
                 if fb not in self.models:
                     raise ValueError(f"models.{name}.fallbacks: {fb!r} is not one of models")
+        for tool_id in self.tools:
+            # The id is the function name the model sees: OpenAI and Bedrock both allow only these.
+            if not _TOOL_NAME.match(tool_id):
+                raise ValueError(f"tools.{tool_id}: must match {TOOL_NAME_RE} (the id is the function name)")
         for key, campaign in self.campaigns.items():
             for variant in campaign.variants:
                 if variant not in self.models:
                     raise ValueError(f"campaigns.{key}.variants: {variant!r} is not one of models")
+        ids = [str(c.id) for c in self.campaigns.values()]
+        if len(set(ids)) != len(ids):
+            raise ValueError("campaigns: two campaigns have the same id")
+        active = [key for key, c in self.campaigns.items() if c.status == "active"]
+        if len(active) > 1:
+            raise ValueError(
+                f"campaigns: {', '.join(active)} are all active; at most one campaign may be active "
+                "(it routes `model: \"{project}\"`)"
+            )
         return self
 
     def active_campaign(self) -> tuple[str, CampaignConfig] | None:

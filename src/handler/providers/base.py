@@ -84,7 +84,34 @@ class UsageReport:
     completion_tokens: int
 
 
-Event = TextDelta | ToolCallsDone | Finish | UsageReport
+@dataclass(slots=True)
+class ToolRunResult:
+    """One server-side tool call the gateway ran: what the model asked, what the tool answered."""
+
+    id: str
+    name: str
+    arguments: str
+    result: str | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+    round: int = 1
+
+
+@dataclass(slots=True)
+class ToolRunsReport:
+    """Server-side tools run for choice `index` in tool-loop round `round` (see completions/tools.py).
+
+    Sent first with no runs when the model asks for tools (so that its tool call counts as its first
+    output for the max_ttft_ms deadline, as a client tool call does), then with the runs once they
+    have finished. Consumers that do not keep records ignore it: it carries no client-visible output.
+    """
+
+    index: int
+    round: int
+    runs: list[ToolRunResult] = field(default_factory=list)
+
+
+Event = TextDelta | ToolCallsDone | Finish | UsageReport | ToolRunsReport
 
 
 class Provider(Protocol):

@@ -3,6 +3,8 @@
 ```
 completion  pk=COMPLETION#{id}   sk=COMPLETION   gsi1pk=SESSION#{session}  gsi1sk={created_us}#{index}#{id}
 ```
+Beside each completion: its query index items (store/queries.py) and feedback (store/feedback.py);
+campaign counters and session outcomes live in their own partitions (store/feedback.py).
 The record itself is one JSON string attribute (`body`): records are read whole, never filtered on
 inner fields, and this keeps floats exact and writes cheap. Low-level client calls with hand-built
 attribute maps avoid the resource layer's Decimal conversion and import cost.
@@ -12,12 +14,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from handler.store.base import StoreError
 from handler.store.records import CompletionRecord
+
+if TYPE_CHECKING:
+    from handler.store.feedback import Feedback, SessionOutcome, VariantStats
+    from handler.store.queries import CompletionPage, CompletionQuery
 
 _BATCH = 25
 
@@ -60,10 +66,20 @@ class DynamoCompletionStore:
         return item
 
     def put_completions(self, records: Sequence[CompletionRecord]) -> None:
-        requests = [{"PutRequest": {"Item": self.item_for(r)}} for r in records]
+        """Records, their query index items (store/queries.py), then their campaign counters."""
+        from handler.store.feedback import count_requests
+        from handler.store.queries import index_items
+
+        requests = []
+        for record in records:
+            item = self.item_for(record)
+            requests.append({"PutRequest": {"Item": item}})
+            expires = int(item["expires_at"]["N"]) if "expires_at" in item else None
+            requests.extend({"PutRequest": {"Item": i}} for i in index_items(record, expires))
         try:
             for start in range(0, len(requests), _BATCH):
                 self._write_batch(requests[start : start + _BATCH])
+            count_requests(self.client, self._table, records)  # last: a retried write counts once
         except StoreError:
             raise
         except Exception as exc:  # botocore ClientError, connection errors
@@ -100,6 +116,51 @@ class DynamoCompletionStore:
             if "LastEvaluatedKey" not in response:
                 return records
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # --- feedback, outcomes, campaign results, queries (store/feedback.py, store/queries.py) ---
+
+    def put_feedback(self, feedback: Feedback) -> None:
+        from handler.store import feedback as fb
+
+        self._guard("writing feedback", fb.put_feedback, self.client, self._table, feedback, self._ttl_days)
+
+    def put_outcome(self, outcome: SessionOutcome) -> None:
+        from handler.store import feedback as fb
+
+        self._guard("writing an outcome", fb.put_outcome, self.client, self._table, outcome, self._ttl_days)
+
+    def list_feedback(self, completion_id: str) -> list[Feedback]:
+        from handler.store import feedback as fb
+
+        found: list[Feedback] = self._guard(
+            "reading feedback", fb.list_feedback, self.client, self._table, completion_id
+        )
+        return found
+
+    def campaign_stats(self, campaign_id: str) -> list[VariantStats]:
+        from handler.store import feedback as fb
+
+        stats: list[VariantStats] = self._guard(
+            "reading campaign results", fb.campaign_stats, self.client, self._table, campaign_id
+        )
+        return stats
+
+    def query_completions(self, query: CompletionQuery) -> CompletionPage:
+        from handler.store import queries
+
+        page: CompletionPage = self._guard(
+            "querying completions", queries.query_completions, self.client, self._table, query
+        )
+        return page
+
+    @staticmethod
+    def _guard(what: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except ValueError:
+            raise  # a bad cursor: the caller's mistake, not the store's
+        except Exception as exc:  # botocore ClientError, connection errors
+            raise StoreError(f"{what} failed: {type(exc).__name__}") from exc
 
     def record_from(self, item: dict[str, Any]) -> CompletionRecord:
         return CompletionRecord.model_validate(orjson.loads(item["body"]["S"]))

@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from handler.api.auth import require_project
 from handler.api.deps import ServiceDep
 from handler.api.schemas import ChatRequest, ChatResponse, ErrorResponse
 
@@ -47,7 +48,7 @@ async def ignored_fields(request: Request) -> list[str]:
 )
 async def create_chat_completion(body: ChatRequest, request: Request, service: ServiceDep) -> Response:
     received_at: float = getattr(request.state, "received_at", None) or time.perf_counter()
-    plan = await service.plan(body, received_at)
+    plan = await service.plan(body, received_at, authorize=lambda project: require_project(request, project))
     headers: dict[str, str] = {}
     ignored = await ignored_fields(request)
     if ignored:

@@ -6,8 +6,9 @@ import asyncio
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from handler.api.auth import require_project
 from handler.api.deps import ServiceDep
 from handler.errors import InvalidRequest, NotFound
 
@@ -22,18 +23,21 @@ def _uuid(value: str, param: str) -> str:
 
 
 @router.get("/api/v1/completions/{completion_id}", summary="Read a stored completion")
-async def get_completion(completion_id: str, service: ServiceDep) -> dict[str, Any]:
+async def get_completion(completion_id: str, request: Request, service: ServiceDep) -> dict[str, Any]:
     cid = _uuid(completion_id, "completion_id")
     record = await asyncio.to_thread(service.store.get_completion, cid)
     if record is None:
         raise NotFound(f"completion {cid} does not exist", param="completion_id")
+    require_project(request, record.project)
     return record.model_dump(mode="json")
 
 
 @router.get("/api/v1/sessions/{session_id}", summary="List a session's completions in order")
-async def get_session(session_id: str, service: ServiceDep) -> dict[str, Any]:
+async def get_session(session_id: str, request: Request, service: ServiceDep) -> dict[str, Any]:
     sid = _uuid(session_id, "session_id")
     records = await asyncio.to_thread(service.store.list_session, sid)
     if not records:
         raise NotFound(f"session {sid} does not exist", param="session_id")
+    for project in {r.project for r in records}:
+        require_project(request, project)
     return {"session_id": sid, "completions": [r.model_dump(mode="json") for r in records]}

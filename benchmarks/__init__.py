@@ -1,0 +1,1 @@
+"""`make bench`: cold start, warm overhead, HTTP relay, memory and package size against budgets."""

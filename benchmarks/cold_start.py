@@ -1,0 +1,56 @@
+"""One cold start, run as a script in a new process: `python benchmarks/cold_start.py EVENT OUT TARGET`.
+
+Imports the Lambda handler (TARGET `gateway`, or `bare` for the FastAPI + Mangum floor), answers one
+API event, and writes its monotonic timestamps to OUT. The parent took its own timestamp just before
+starting this process; CLOCK_MONOTONIC is system-wide, so the two compare. Deliberately nothing else
+is imported before the handler, as under the Lambda runtime.
+"""
+
+import time
+
+started = time.monotonic()
+
+import json  # noqa: E402
+import sys  # noqa: E402
+
+
+class LambdaContext:
+    function_name = "chat-gateway-ApiFunction"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-gateway-ApiFunction"
+    memory_limit_in_mb = 1024
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    log_group_name = "/aws/lambda/chat-gateway-ApiFunction"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def main() -> None:
+    event_path, out_path, target = sys.argv[1:4]
+    with open(event_path) as f:
+        event = json.load(f)
+    importing = time.monotonic()
+    if target == "bare":
+        from benchmarks.bare_app import lambda_handler
+    else:
+        from handler.entrypoints.http import lambda_handler
+    imported = time.monotonic()
+    response = lambda_handler(event, LambdaContext())
+    answered = time.monotonic()
+    result = {
+        "started": started,
+        "importing": importing,
+        "imported": imported,
+        "answered": answered,
+        "status": response.get("statusCode"),
+        "body": str(response.get("body"))[:300],
+        "modules": len(sys.modules),
+        "handler_file": getattr(sys.modules.get("handler"), "__file__", None),
+    }
+    with open(out_path, "w") as f:
+        json.dump(result, f)
+
+
+main()

@@ -1,0 +1,349 @@
+"""`make bench`: measure the gateway against its budgets and print one Markdown table.
+
+    .venv/bin/python -m benchmarks.run            # the full run (a few minutes at most)
+    .venv/bin/python -m benchmarks.run --quick    # a few iterations of everything (the smoke test)
+    make bench BENCH_ARGS="--skip http,size"
+
+Each row: median and p99 of every sample, the spread (min..max of per-round medians, or of runs for
+cold starts) so the machine's noise is visible, the budget, and PASS/MISS. Timing never fails the
+command: it exits 0 whatever the figures, and non-zero only when something could not run at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import PYTHON, ROOT, Summary, child_env, median, percentile
+from benchmarks.emulation import NO_STORE, STORE, TEMPLATED, Emulation
+
+SECTIONS = ("cold", "warm", "http", "rss", "size")
+
+
+@dataclass
+class Row:
+    name: str
+    unit: str
+    summary: Summary | None = None
+    value: float | None = None  # a single figure (sizes)
+    budget: float | None = None
+    higher_is_better: bool = False
+    note: str = ""
+
+    def verdict(self) -> str:
+        figure = self.summary.median if self.summary is not None else self.value
+        if self.budget is None or figure is None:
+            return ""
+        ok = figure >= self.budget if self.higher_is_better else figure <= self.budget
+        return "PASS" if ok else "MISS"
+
+    def cells(self) -> list[str]:
+        fmt = _fmt(self.unit)
+        budget = "" if self.budget is None else f"{'≥' if self.higher_is_better else '≤'} {fmt(self.budget)}"
+        if self.summary is not None:
+            s = self.summary
+            return [self.name, fmt(s.median), fmt(s.p99), f"{fmt(s.low)} – {fmt(s.high)}", str(s.count),
+                    budget, self.verdict(), self.note]
+        if self.value is not None:
+            return [self.name, fmt(self.value), "", "", "1", budget, self.verdict(), self.note]
+        return [self.name, "n/a", "", "", "", budget, "", self.note]
+
+
+def _fmt(unit: str) -> Callable[[float], str]:
+    def fmt(v: float) -> str:
+        if unit == "ms":
+            return f"{v:.3f} ms" if abs(v) < 10 else f"{v:.1f} ms"
+        if unit == "x":
+            return f"{v:.2f}×"
+        if unit == "/s":
+            return f"{v:,.0f}/s"
+        if unit == "MB":
+            return f"{v:.1f} MB"
+        if unit == "KB":
+            return f"{v:.0f} KB"
+        return f"{v:g}"
+
+    return fmt
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    rows: list[Row] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
+
+    def log(self, message: str) -> None:
+        print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+    # -- cold start --------------------------------------------------------------------------------
+
+    def cold(self, aws: Emulation) -> None:
+        from benchmarks.common import api_event
+
+        runs = self.args.cold_runs
+        nopyc = self._uncompiled_source()
+        variants: dict[str, tuple[str, str, dict[str, str]]] = {
+            "store off": (NO_STORE, "gateway", {}),
+            "store on": (STORE, "gateway", {}),
+            "store off, project with a system prompt template": (TEMPLATED, "gateway", {}),
+            "store off, src/ not byte-compiled (as deployed)": (
+                NO_STORE, "gateway", {"PYTHONPATH": str(nopyc), "PYTHONDONTWRITEBYTECODE": "1"}),
+            "bare FastAPI + Mangum (reference)": (NO_STORE, "bare", {"PYTHONPATH": str(ROOT)}),
+        }
+        events = {}
+        for label, (project, _, _) in variants.items():
+            events[label] = self.tmp / f"event-{project}.json"
+            events[label].write_text(json.dumps(api_event(project)))
+        samples: dict[str, list[dict[str, float]]] = {label: [] for label in variants}
+        self.log(f"cold start: {len(variants)} variants x {runs} runs (+1 warm-up each)")
+        for run in range(runs + 1):
+            for label, (_, target, extra) in variants.items():
+                result = self._cold_once(events[label], target, {**aws.env, **extra})
+                if run:  # the first run of each compiles bytecode and warms the page cache: not counted
+                    samples[label].append(result)
+                elif result.get("status") != 200:
+                    raise RuntimeError(f"cold start ({label}) answered {result.get('status')}: {result.get('body')}")
+                elif "not byte-compiled" in label and not str(result.get("handler_file", "")).startswith(
+                    str(nopyc)
+                ):
+                    raise RuntimeError(f"the uncompiled copy of src/ was not the one imported: {result}")
+        self.raw["cold"] = samples
+        for label, results in samples.items():
+            totals = [r["total_ms"] for r in results]
+            reference = "reference" in label
+            self.rows.append(
+                Row(f"Cold start, {label}", "ms", Summary.runs(totals), budget=None if reference else 300.0)
+            )
+            parts = {k: median([r[k] for r in results]) for k in ("interpreter_ms", "import_ms", "request_ms")}
+            self.details.append(
+                f"Cold start, {label}: interpreter start {parts['interpreter_ms']:.0f} ms + import "
+                f"{parts['import_ms']:.0f} ms + first request {parts['request_ms']:.0f} ms "
+                f"(medians; {results[0]['modules']} modules loaded)"
+            )
+
+    def _cold_once(self, event: Path, target: str, env: dict[str, str]) -> dict[str, Any]:
+        out = self.tmp / "cold.json"
+        out.unlink(missing_ok=True)
+        script = ROOT / "benchmarks" / "cold_start.py"
+        spawned = time.monotonic()
+        proc = subprocess.run(
+            [PYTHON, str(script), str(event), str(out), target],
+            cwd=ROOT, env=child_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+        )
+        if proc.returncode != 0 or not out.exists():
+            raise RuntimeError(f"cold start process failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+        result: dict[str, Any] = json.loads(out.read_text())
+        result["total_ms"] = (result["answered"] - spawned) * 1000
+        result["interpreter_ms"] = (result["started"] - spawned) * 1000
+        result["import_ms"] = (result["imported"] - result["importing"]) * 1000
+        result["request_ms"] = (result["answered"] - result["imported"]) * 1000
+        return result
+
+    def _uncompiled_source(self) -> Path:
+        """A copy of src/ without __pycache__, read with bytecode writing off: every start compiles it,
+        as on Lambda, where `sam build` ships .py files into a read-only /var/task."""
+        target = self.tmp / "src"
+        shutil.copytree(ROOT / "src", target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        return target
+
+    # -- warm, in-process --------------------------------------------------------------------------
+
+    def warm(self, aws: Emulation) -> None:
+        a = self.args
+        self.log(f"warm overhead: {a.warm_rounds} rounds x {a.warm_requests} requests, gateway and bare")
+        result = self._child(aws, ["overhead", "--model", NO_STORE, "--requests", str(a.warm_requests),
+                                   "--rounds", str(a.warm_rounds), "--warmup", str(min(50, a.warm_requests))])
+        if result["failures"]:
+            raise RuntimeError(f"warm requests failed: {result['failures']}")
+        gateway, bare = result["samples"]["gateway"], result["samples"]["bare"]
+        self.raw["warm"] = result["samples"]
+        self.rows.append(Row("Warm request in-process, gateway (echo, store off)", "ms", Summary.of(gateway)))
+        self.rows.append(Row("Warm request in-process, bare FastAPI + Mangum", "ms", Summary.of(bare)))
+        ratios = [median(g) / median(b) for g, b in zip(gateway, bare, strict=True)]
+        flat_g = [v for r in gateway for v in r]
+        flat_b = [v for r in bare for v in r]
+        ratio = Summary(median(flat_g) / median(flat_b), percentile(flat_g, 99) / percentile(flat_b, 99),
+                        min(ratios), max(ratios), len(ratios))
+        self.rows.append(Row("Warm overhead ratio, gateway / bare", "x", ratio, budget=1.5,
+                             note="p99 column: ratio of the p99s; n: rounds"))
+
+    def rss(self, aws: Emulation) -> None:
+        n = self.args.rss_requests
+        self.log(f"peak RSS after {n} requests (gateway store on; bare)")
+        for target, label, budget in (("gateway", "gateway, store on", 90.0), ("bare", "bare FastAPI + Mangum", None)):
+            peaks = []
+            for _ in range(self.args.rss_runs):
+                result = self._child(aws, ["rss", "--target", target, "--model", STORE, "--requests", str(n)])
+                if result["failures"]:
+                    raise RuntimeError(f"RSS requests ({target}) failed: {result['failures']}")
+                peaks.append(result["peak_mb"])
+            self.raw.setdefault("rss", {})[target] = peaks
+            self.rows.append(Row(f"Peak RSS after {n:,} requests, {label}", "MB", Summary.runs(peaks), budget=budget))
+
+    def _child(self, aws: Emulation, argv: Sequence[str]) -> dict[str, Any]:
+        out = self.tmp / "warm.json"
+        out.unlink(missing_ok=True)
+        env = child_env({**aws.env, "PYTHONPATH": str(ROOT)})
+        proc = subprocess.run([PYTHON, "-m", "benchmarks.warm", argv[0], str(out), *argv[1:]], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+        if proc.returncode != 0 or not out.exists():
+            raise RuntimeError(f"benchmarks.warm {argv[0]} failed: {proc.stderr.decode()[-2000:]}")
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+    # -- HTTP through uvicorn ----------------------------------------------------------------------
+
+    def http(self, aws: Emulation) -> None:
+        from benchmarks.relay import Relay
+
+        a = self.args
+        self.log(f"HTTP: {a.http_rounds} rounds x {a.http_requests} requests per kind; "
+                 f"{a.long_runs} long streams of {a.long_chunks:,} chunks")
+        with Relay(aws, a.long_chunks) as relay:
+            result = relay.measure(a.http_requests, a.http_rounds, a.long_runs)
+            crashed = relay.gateway_stderr()
+        if crashed:
+            self.details.append(f"uvicorn exited early: {crashed}")
+        self.raw["http"] = {"ttfb": result.ttfb, "throughput": result.throughput, "errors": result.errors}
+        for stream in (False, True):
+            kind = "stream" if stream else "json"
+            gateway, direct = result.ttfb[f"gateway {kind}"], result.ttfb[f"direct {kind}"]
+            what = "streaming (first SSE event)" if stream else "non-streaming"
+            name = f"Added time to first byte through uvicorn, {what}"
+            if gateway and direct:
+                g = [v for r in gateway for v in r]
+                d = [v for r in direct for v in r]
+                per_round = [median(x) - median(y) for x, y in zip(gateway, direct, strict=True)]
+                added = Summary(median(g) - median(d), percentile(g, 99) - percentile(d, 99),
+                                min(per_round), max(per_round), len(g))
+                self.rows.append(Row(name, "ms", added, budget=2.0,
+                                     note=f"direct {median(d):.3f} ms, via gateway {median(g):.3f} ms; p99: difference"))
+            else:
+                why = result.errors.get(f"gateway {kind}") or result.errors.get(f"direct {kind}", "")
+                self.rows.append(Row(name, "ms", budget=2.0, note=f"not measurable: {why[:160]}"))
+        for side, label, budget in (("gateway", "through the gateway", 20_000.0), ("direct", "upstream alone (reference)", None)):
+            runs = result.throughput.get(side) or []
+            name = f"Relay throughput of a long stream, {label}"
+            if runs:
+                s = Summary.runs(runs)
+                s.p99 = percentile(runs, 1)  # the slow tail of a rate is its low end
+                self.rows.append(Row(name, "/s", s, budget=budget, higher_is_better=True,
+                                     note=f"{result.events.get(side, 0):,} SSE events per stream; p99 column: 1st percentile"))
+            else:
+                why = result.errors.get("gateway stream") or result.errors.get(f"throughput {side}", "")
+                self.rows.append(Row(name, "/s", budget=budget, higher_is_better=True,
+                                     note=f"not measurable: {why[:160]}"))
+
+    # -- sizes -------------------------------------------------------------------------------------
+
+    def size(self) -> None:
+        from benchmarks.sizes import code_size, layer_size
+
+        self.log("sizes: dependencies layer (built once, cached under .bench/) and src/")
+        try:
+            layer = layer_size(build=not self.args.no_layer_build)
+        except subprocess.CalledProcessError as exc:
+            layer, why = None, f"pip failed ({exc.returncode})"
+        else:
+            why = "not built (--no-layer-build and nothing cached under .bench/)"
+        if layer is None:
+            self.rows.append(Row("Dependencies layer, unzipped", "MB", budget=30.0, note=why))
+        else:
+            self.rows.append(Row("Dependencies layer, unzipped", "MB", value=layer.unzipped / 1e6, budget=30.0,
+                                 note=f"zipped {layer.zipped / 1e6:.1f} MB, {layer.files:,} files"))
+            biggest = ", ".join(f"{n} {s / 1e6:.1f}" for n, s in layer.largest)
+            self.details.append(f"Layer, largest entries (MB): {biggest}")
+        code = code_size()
+        self.rows.append(Row("Function code (src/), unzipped", "KB", value=code.unzipped / 1e3,
+                             note=f"zipped {code.zipped / 1e3:.0f} KB, {code.files} files"))
+
+    # -- the table ---------------------------------------------------------------------------------
+
+    def table(self) -> str:
+        header = ["Measure", "Median", "p99", "Spread (min – max)", "n", "Budget", "Result", "Notes"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(row.cells()) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {cpus} CPUs {model}, Python {platform.python_version()}"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="few iterations of everything (smoke test)")
+    p.add_argument("--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}")
+    p.add_argument("--cold-runs", type=int, default=15)
+    p.add_argument("--warm-requests", type=int, default=400, help="per round and handler")
+    p.add_argument("--warm-rounds", type=int, default=5)
+    p.add_argument("--http-requests", type=int, default=100, help="per round and kind")
+    p.add_argument("--http-rounds", type=int, default=5)
+    p.add_argument("--long-chunks", type=int, default=20_000)
+    p.add_argument("--long-runs", type=int, default=5)
+    p.add_argument("--rss-requests", type=int, default=1000)
+    p.add_argument("--rss-runs", type=int, default=3)
+    p.add_argument("--no-layer-build", action="store_true", help="use the cached layer only (no PyPI)")
+    p.add_argument("--json", type=Path, help="also write every sample here")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.cold_runs, args.warm_requests, args.warm_rounds = 1, 20, 2
+        args.http_requests, args.http_rounds, args.long_chunks, args.long_runs = 5, 2, 500, 1
+        args.rss_requests, args.rss_runs = 50, 1
+    args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    unknown = args.skip - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown section(s) to skip: {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench = Bench(args)
+    started = time.monotonic()
+    try:
+        with Emulation() as aws:
+            bench.log(f"moto server at {aws.endpoint}")
+            for section in ("cold", "warm", "http", "rss"):
+                if section not in args.skip:
+                    getattr(bench, section)(aws)
+        if "size" not in args.skip:
+            bench.size()
+    finally:
+        shutil.rmtree(bench.tmp, ignore_errors=True)
+    print(f"\nchat-gateway benchmarks — {machine()} — {time.strftime('%Y-%m-%d %H:%M')} "
+          f"({time.monotonic() - started:.0f} s)\n")
+    print(bench.table())
+    if bench.details:
+        print()
+        for line in bench.details:
+            print(f"- {line}")
+    if args.json:
+        args.json.write_text(json.dumps(bench.raw, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""In-process measurements, run in a process of their own: `python -m benchmarks.warm MODE OUT ...`.
+
+`overhead`: per-request time of the gateway's Lambda handler (echo model, zero latency, store off)
+and of the bare FastAPI + Mangum route, interleaved round by round so both see the same machine.
+`rss`: peak RSS of a process after answering N requests with one of the two handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.common import LambdaContext, api_event
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def _handler(target: str) -> Handler:
+    if target == "bare":
+        from benchmarks.bare_app import lambda_handler as bare
+
+        return bare
+    from handler.entrypoints.http import lambda_handler
+
+    return lambda_handler
+
+
+def _time(handler: Handler, event: dict[str, Any], count: int, failures: list[str]) -> list[float]:
+    context = LambdaContext()
+    clock = time.perf_counter
+    samples = []
+    for _ in range(count):
+        t0 = clock()
+        response = handler(event, context)
+        samples.append((clock() - t0) * 1000)
+        if response.get("statusCode") != 200 and len(failures) < 3:
+            failures.append(f"{response.get('statusCode')}: {str(response.get('body'))[:300]}")
+    return samples
+
+
+def overhead(model: str, requests: int, rounds: int, warmup: int) -> dict[str, Any]:
+    targets = {"gateway": (_handler("gateway"), api_event(model)), "bare": (_handler("bare"), api_event(model))}
+    failures: list[str] = []
+    for handler, event in targets.values():
+        _time(handler, event, warmup, failures)
+    samples: dict[str, list[list[float]]] = {name: [] for name in targets}
+    for round_ in range(rounds):
+        order = list(targets) if round_ % 2 == 0 else list(reversed(targets))
+        for name in order:
+            handler, event = targets[name]
+            samples[name].append(_time(handler, event, requests, failures))
+    return {"samples": samples, "failures": failures}
+
+
+def rss(target: str, model: str, requests: int) -> dict[str, Any]:
+    failures: list[str] = []
+    handler = _handler(target)
+    _time(handler, api_event(model), requests, failures)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return {"peak_mb": peak_kb / 1024, "failures": failures}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["overhead", "rss"])
+    parser.add_argument("out")
+    parser.add_argument("--model", default="bench")
+    parser.add_argument("--target", default="gateway", choices=["gateway", "bare"])
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=50)
+    args = parser.parse_args()
+    if args.mode == "overhead":
+        result = overhead(args.model, args.requests, args.rounds, args.warmup)
+    else:
+        result = rss(args.target, args.model, args.requests)
+    with open(args.out, "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""`make invoke EVENT=events/….json`: run a Lambda handler in-process on an event file, against the
+embedded AWS emulation, and print the Lambda response. What `sam local invoke` does, without Docker.
+
+The handler is chosen by the event's shape: API Gateway (REST v1, HTTP API v2, Function URL) ->
+ApiFunction; S3 / SQS batch events -> BatchFunction; SQS events from the store-retry queue ->
+StoreRetryFunction.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+class LambdaContext:
+    """The attributes Powertools and Mangum read from a real context."""
+
+    function_name = "chat-gateway-local"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-gateway-local"
+    log_group_name = "/aws/lambda/chat-gateway-local"
+    log_stream_name = "local"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def handler_for(event: dict[str, Any]) -> str:
+    records = event.get("Records") or []
+    if records:
+        source = records[0].get("eventSource") or records[0].get("EventSource")
+        if source == "aws:sqs" and "store-retry" in records[0].get("eventSourceARN", ""):
+            return "handler.entrypoints.store_retry.lambda_handler"
+        if source in ("aws:s3", "aws:sqs"):
+            return "handler.entrypoints.batch.lambda_handler"
+    if "httpMethod" in event or "http" in event.get("requestContext", {}):
+        return "handler.entrypoints.http.lambda_handler"
+    raise SystemExit("unrecognised event: expected an API Gateway, S3 or SQS event")
+
+
+def invoke(event: dict[str, Any]) -> Any:
+    module_name, _, attr = handler_for(event).rpartition(".")
+    handler = getattr(importlib.import_module(module_name), attr)
+    return handler(event, LambdaContext())
+
+
+def _pretty(response: Any) -> str:
+    if isinstance(response, dict) and isinstance(response.get("body"), str):
+        try:
+            response = {**response, "body": json.loads(response["body"])}
+        except ValueError:
+            pass
+    return json.dumps(response, indent=2)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: python -m handler.local.invoke EVENT.json [EVENT.json ...]", file=sys.stderr)
+        return 2
+    from moto import mock_aws
+
+    from handler.local.bootstrap import LOCAL_ENV, create_resources, load_configs
+
+    os.environ.update(LOCAL_ENV)
+    os.environ.setdefault("AUTH_MODE", "dev")
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    with mock_aws():
+        import boto3
+
+        session = boto3.session.Session()
+        os.environ.update(create_resources(session, dict(LOCAL_ENV)))
+        load_configs(session, Path(os.environ.get("CONFIG_DIR", "config")), LOCAL_ENV["CONFIG_PREFIX"])
+        for path in argv:  # several events share one emulation: store, then look up
+            event = json.loads(Path(path).read_text())
+            print(f"# {path} -> {handler_for(event)}", file=sys.stderr)
+            print(_pretty(invoke(event)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,223 @@
+"""Listing a project's stored completions by label, tag, user and time, newest first, through GSI2.
+
+Each stored completion (one per choice) gets small index items beside it, one per way it can be
+found; a query reads one index partition in sort-key order, never the table:
+```
+index  pk=COMPLETION#{id}  sk=IDX#{n}  gsi2sk={created_us}#{index}#{id}  gsi2pk=Q#{project}#all
+                                                                        gsi2pk=Q#{project}#user#{user}
+                                                                        gsi2pk=Q#{project}#label#["{k}","{v}"]
+                                                                        gsi2pk=Q#{project}#tag#{tag}
+```
+Index items carry keys only (not the record): a listing is one Query on the index plus one
+BatchGetItem for the page's records, and a completion with many labels costs little to write.
+The time range is part of the key condition. When a query combines several filters, the most
+selective-looking one (user, else a label, else a tag) is read from the index and the others are
+checked on the records, so such a page can come back short (an empty page without a cursor ends it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from handler.store.records import CompletionRecord
+
+_MAX_KEY_BYTES = 1024  # a GSI partition key may hold 2048 bytes; long label values are hashed
+_BATCH_GET = 100
+
+
+def sort_key(created: float, index: int, completion_id: str) -> str:
+    return f"{int(created * 1_000_000):017d}#{index:04d}#{completion_id}"
+
+
+def partition(project: str, kind: str, value: str | tuple[str, str] | None = None) -> str:
+    """The GSI2 partition of one way of finding a project's completions."""
+    if value is None:
+        return f"Q#{project}#{kind}"
+    text = orjson.dumps(list(value)).decode() if isinstance(value, tuple) else value
+    key = f"Q#{project}#{kind}#{text}"
+    if len(key.encode()) > _MAX_KEY_BYTES:
+        key = f"Q#{project}#{kind}#sha256:{hashlib.sha256(text.encode()).hexdigest()}"
+    return key
+
+
+def partitions_of(record: CompletionRecord) -> list[str]:
+    keys = [partition(record.project, "all")]
+    if record.user:
+        keys.append(partition(record.project, "user", record.user))
+    keys.extend(partition(record.project, "label", (k, v)) for k, v in record.labels.items())
+    keys.extend(partition(record.project, "tag", t) for t in dict.fromkeys(record.tags))
+    return keys
+
+
+def index_items(record: CompletionRecord, expires_at: int | None) -> list[dict[str, Any]]:
+    """The index items written with a completion record (same partition, sort keys `IDX#n`)."""
+    sk = sort_key(record.created, record.index, record.completion_id)
+    items = []
+    for n, pk in enumerate(partitions_of(record)):
+        item: dict[str, Any] = {
+            "pk": {"S": f"COMPLETION#{record.completion_id}"},
+            "sk": {"S": f"IDX#{n:04d}"},
+            "gsi2pk": {"S": pk},
+            "gsi2sk": {"S": sk},
+            "type": {"S": "completion_index"},
+        }
+        if expires_at is not None:
+            item["expires_at"] = {"N": str(expires_at)}
+        items.append(item)
+    return items
+
+
+@dataclass(frozen=True)
+class CompletionQuery:
+    project: str
+    labels: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    user: str | None = None
+    since: float | None = None  # unix seconds, inclusive
+    until: float | None = None  # unix seconds, exclusive
+    limit: int = 20
+    cursor: str | None = None
+
+    def index_partition(self) -> str:
+        if self.user is not None:
+            return partition(self.project, "user", self.user)
+        if self.labels:
+            key, value = next(iter(self.labels.items()))
+            return partition(self.project, "label", (key, value))
+        if self.tags:
+            return partition(self.project, "tag", self.tags[0])
+        return partition(self.project, "all")
+
+    def matches(self, record: CompletionRecord) -> bool:
+        return (
+            record.project == self.project
+            and (self.user is None or record.user == self.user)
+            and all(record.labels.get(k) == v for k, v in self.labels.items())
+            and all(t in record.tags for t in self.tags)
+        )
+
+
+@dataclass
+class CompletionPage:
+    records: list[CompletionRecord]
+    next_cursor: str | None
+
+
+class InvalidCursor(ValueError):
+    """The cursor was not made by this API (or by a query with other filters)."""
+
+
+def _fingerprint(query: CompletionQuery) -> str:
+    what = [query.index_partition(), sorted(query.labels.items()), sorted(query.tags), query.user]
+    return hashlib.sha256(orjson.dumps(what)).hexdigest()[:16]
+
+
+def encode_cursor(query: CompletionQuery, last_sort_key: str) -> str:
+    raw = orjson.dumps({"k": last_sort_key, "f": _fingerprint(query)})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(query: CompletionQuery, cursor: str) -> str:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        key, fingerprint = data["k"], data["f"]
+    except Exception:
+        raise InvalidCursor("cursor: not a cursor this API returned") from None
+    if fingerprint != _fingerprint(query) or not isinstance(key, str):
+        raise InvalidCursor("cursor: it belongs to a query with other filters")
+    return key
+
+
+def _bounds(query: CompletionQuery) -> tuple[str, str]:
+    low = f"{int(query.since * 1_000_000):017d}" if query.since is not None else "0"
+    high = f"{int(query.until * 1_000_000):017d}" if query.until is not None else "~"
+    return low, high
+
+
+def _index_keys(
+    client: Any, table: str, query: CompletionQuery, after: str | None
+) -> Iterator[tuple[str, str]]:
+    """(gsi2sk, completion id) of the index partition, newest first, strictly older than `after`."""
+    low, high = _bounds(query)
+    if after is not None:
+        high = min(high, after)
+    if high <= low:
+        return
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": "GSI2",
+        "KeyConditionExpression": "gsi2pk = :pk AND gsi2sk BETWEEN :low AND :high",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": query.index_partition()},
+            ":low": {"S": low},
+            ":high": {"S": high},
+        },
+        "ScanIndexForward": False,
+        "ProjectionExpression": "gsi2sk",
+        "Limit": max(query.limit + 1, 25),
+    }
+    while True:
+        response = client.query(**kwargs)
+        for item in response.get("Items", []):
+            sk = item["gsi2sk"]["S"]
+            if sk != after:
+                yield sk, sk.rsplit("#", 1)[1]
+        if "LastEvaluatedKey" not in response:
+            return
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _get_records(client: Any, table: str, ids: list[str]) -> dict[str, CompletionRecord]:
+    out: dict[str, CompletionRecord] = {}
+    for start in range(0, len(ids), _BATCH_GET):
+        keys = [
+            {"pk": {"S": f"COMPLETION#{cid}"}, "sk": {"S": "COMPLETION"}}
+            for cid in ids[start : start + _BATCH_GET]
+        ]
+        pending: dict[str, Any] = {table: {"Keys": keys, "ProjectionExpression": "body"}}
+        for attempt in range(6):
+            response = client.batch_get_item(RequestItems=pending)
+            for item in response.get("Responses", {}).get(table, []):
+                record = CompletionRecord.model_validate(orjson.loads(item["body"]["S"]))
+                out[record.completion_id] = record
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(min(0.05 * 2**attempt, 0.8))
+    return out
+
+
+def query_completions(client: Any, table: str, query: CompletionQuery) -> CompletionPage:
+    """One page of the project's completions matching `query`, newest first."""
+    after = decode_cursor(query, query.cursor) if query.cursor else None
+    records: list[CompletionRecord] = []
+    keys = _index_keys(client, table, query, after)
+    batch: list[tuple[str, str]] = []
+    last_key: str | None = None
+    exhausted = False
+    while len(records) < query.limit:
+        batch = []
+        for key in keys:
+            batch.append(key)
+            if len(batch) >= query.limit - len(records):
+                break
+        if not batch:
+            exhausted = True
+            break
+        found = _get_records(client, table, [cid for _, cid in batch])
+        for sk, cid in batch:
+            last_key = sk
+            record = found.get(cid)
+            if record is not None and query.matches(record):
+                records.append(record)
+    if not exhausted:
+        exhausted = next(keys, None) is None
+    cursor = None if exhausted or last_key is None else encode_cursor(query, last_key)
+    return CompletionPage(records, cursor)
