@@ -99,12 +99,14 @@ def _built_event() -> dict[str, Any]:
     }
 
 
-def api_event(model: str, *, path: str = "/api/v1/chat/completions") -> dict[str, Any]:
-    """events/chat_completion.json (else an equivalent event), aimed at `model` with the dev key."""
+def api_event(model: str, *, store: bool, path: str = "/api/v1/chat/completions") -> dict[str, Any]:
+    """events/chat_completion.json (else an equivalent event), aimed at `model` with the dev key,
+    storing or not as asked (the request's `store` overrides the project's)."""
     event = json.loads(EVENT_FILE.read_text()) if EVENT_FILE.exists() else _built_event()
     event = copy.deepcopy(event)
     body = json.loads(event.get("body") or "{}")
     body["model"] = model
+    body["store"] = store
     body.pop("stream", None)
     event["body"] = json.dumps(body)
     event["isBase64Encoded"] = False

@@ -106,7 +106,7 @@ class Bench:
         events = {}
         for label, (project, _, _) in variants.items():
             events[label] = self.tmp / f"event-{project}.json"
-            events[label].write_text(json.dumps(api_event(project)))
+            events[label].write_text(json.dumps(api_event(project, store=project == STORE)))
         samples: dict[str, list[dict[str, float]]] = {label: [] for label in variants}
         self.log(f"cold start: {len(variants)} variants x {runs} runs (+1 warm-up each)")
         for run in range(runs + 1):
@@ -186,7 +186,8 @@ class Bench:
         for target, label, budget in (("gateway", "gateway, store on", 90.0), ("bare", "bare FastAPI + Mangum", None)):
             peaks = []
             for _ in range(self.args.rss_runs):
-                result = self._child(aws, ["rss", "--target", target, "--model", STORE, "--requests", str(n)])
+                result = self._child(aws, ["rss", "--target", target, "--model", STORE, "--store",
+                                           "--requests", str(n)])
                 if result["failures"]:
                     raise RuntimeError(f"RSS requests ({target}) failed: {result['failures']}")
                 peaks.append(result["peak_mb"])

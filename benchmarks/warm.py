@@ -43,7 +43,8 @@ def _time(handler: Handler, event: dict[str, Any], count: int, failures: list[st
 
 
 def overhead(model: str, requests: int, rounds: int, warmup: int) -> dict[str, Any]:
-    targets = {"gateway": (_handler("gateway"), api_event(model)), "bare": (_handler("bare"), api_event(model))}
+    event = api_event(model, store=False)
+    targets = {"gateway": (_handler("gateway"), event), "bare": (_handler("bare"), event)}
     failures: list[str] = []
     for handler, event in targets.values():
         _time(handler, event, warmup, failures)
@@ -56,10 +57,10 @@ def overhead(model: str, requests: int, rounds: int, warmup: int) -> dict[str, A
     return {"samples": samples, "failures": failures}
 
 
-def rss(target: str, model: str, requests: int) -> dict[str, Any]:
+def rss(target: str, model: str, requests: int, store: bool) -> dict[str, Any]:
     failures: list[str] = []
     handler = _handler(target)
-    _time(handler, api_event(model), requests, failures)
+    _time(handler, api_event(model, store=store), requests, failures)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     return {"peak_mb": peak_kb / 1024, "failures": failures}
 
@@ -73,11 +74,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--store", action="store_true", help="the requests ask to store (rss)")
     args = parser.parse_args()
     if args.mode == "overhead":
         result = overhead(args.model, args.requests, args.rounds, args.warmup)
     else:
-        result = rss(args.target, args.model, args.requests)
+        result = rss(args.target, args.model, args.requests, args.store)
     with open(args.out, "w") as f:
         json.dump(result, f)
 

@@ -68,3 +68,8 @@ def client(aws: dict[str, str]) -> Iterator[TestClient]:
 
 def table_items(table: str = "chat-gateway") -> list[dict[str, Any]]:
     return list(boto3.client("dynamodb").scan(TableName=table).get("Items", []))
+
+
+def completion_items(table: str = "chat-gateway") -> list[dict[str, Any]]:
+    """Only the completion records (not index, stats or feedback items)."""
+    return [i for i in table_items(table) if i.get("sk", {}).get("S") == "COMPLETION"]

@@ -30,8 +30,15 @@ def tracer() -> Any:
     return Tracer(service="chat-gateway")
 
 
-def record_completion(project: str, model: str, status: str, ttft_ms: float | None, duration_ms: float,
-                      prompt_tokens: int, completion_tokens: int) -> None:
+def record_completion(
+    project: str,
+    model: str,
+    status: str,
+    ttft_ms: float | None,
+    duration_ms: float,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> None:
     """One completion's figures, as EMF metrics with project and model dimensions."""
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 

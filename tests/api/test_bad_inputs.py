@@ -23,13 +23,26 @@ CASES: list[tuple[str, Any, int, str]] = [
     ("messages empty", body(messages=[]), 400, "messages"),
     ("messages not a list", body(messages="hi"), 400, "messages"),
     ("message role unknown", body(messages=[{"role": "robot", "content": "x"}]), 400, "messages[0].role"),
-    ("message content wrong type", body(messages=[{"role": "user", "content": 5}]), 400, "messages[0].content"),
+    (
+        "message content wrong type",
+        body(messages=[{"role": "user", "content": 5}]),
+        400,
+        "messages[0].content",
+    ),
     ("user content null", body(messages=[{"role": "user", "content": None}]), 400, "messages[0]"),
     ("only system messages", body(messages=[{"role": "system", "content": "x"}]), 400, "messages"),
-    ("content part unknown", body(messages=[{"role": "user", "content": [{"type": "audio"}]}]), 400,
-     "messages[0].content"),
-    ("message completion_id not uuid", body(messages=[{"role": "user", "content": "x", "completion_id": "abc"}]),
-     400, "messages[0].completion_id"),
+    (
+        "content part unknown",
+        body(messages=[{"role": "user", "content": [{"type": "audio"}]}]),
+        400,
+        "messages[0].content",
+    ),
+    (
+        "message completion_id not uuid",
+        body(messages=[{"role": "user", "content": "x", "completion_id": "abc"}]),
+        400,
+        "messages[0].completion_id",
+    ),
     ("model missing", {"messages": MSG}, 400, "model"),
     ("model not a string", body(model=3), 400, "model"),
     ("model empty", body(model=""), 400, "model"),
@@ -56,8 +69,12 @@ CASES: list[tuple[str, Any, int, str]] = [
     ("use_tools not bool", body(use_tools="no"), 400, "use_tools"),
     ("tools switch missing id", body(tools=[{"enabled": True}]), 400, "tools[0].id"),
     ("tools unknown id", body(tools=[{"id": "nope", "enabled": False}]), 400, "tools"),
-    ("function tool without name", body(tools=[{"type": "function", "function": {}}]), 400,
-     "tools[0].function.name"),
+    (
+        "function tool without name",
+        body(tools=[{"type": "function", "function": {}}]),
+        400,
+        "tools[0].function.name",
+    ),
     ("store not bool", body(store="yes"), 400, "store"),
     ("presence_penalty out of range", body(presence_penalty=9), 400, "presence_penalty"),
     ("response_format unknown", body(response_format={"type": "yaml"}), 400, "response_format"),
@@ -83,7 +100,9 @@ def client_with_template(client: TestClient) -> TestClient:
 
 
 @pytest.mark.parametrize(("case", "payload", "status", "param"), CASES, ids=[c[0] for c in CASES])
-def test_bad_input(client_with_template: TestClient, case: str, payload: Any, status: int, param: str) -> None:
+def test_bad_input(
+    client_with_template: TestClient, case: str, payload: Any, status: int, param: str
+) -> None:
     response = client_with_template.post(URL, json=payload)
     assert response.status_code == status, response.text
     error = response.json()["error"]

@@ -59,13 +59,24 @@ def test_response_shape_matches_wire_format(client: TestClient) -> None:
     assert choice["model"] == "demo/echo"
     assert choice["finish_reason"] == "stop"
     uuid.UUID(choice["completion_id"])
-    assert choice["message"] == {"id": choice["completion_id"], "role": "assistant", "content": "Hello there, gateway"}
-    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    assert choice["message"] == {
+        "id": choice["completion_id"],
+        "role": "assistant",
+        "content": "Hello there, gateway",
+    }
+    assert (
+        body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    )
     assert body["usage"]["completion_tokens"] == 4  # Hello, there, ",", gateway
 
 
-def test_model_project_uses_default_and_project_slash_model_picks(client: TestClient, strict_project: str) -> None:
-    assert ok(client, model="strict", system_prompt_args={"customer": "a", "product": "b"})["model"] == "strict/echo"
+def test_model_project_uses_default_and_project_slash_model_picks(
+    client: TestClient, strict_project: str
+) -> None:
+    assert (
+        ok(client, model="strict", system_prompt_args={"customer": "a", "product": "b"})["model"]
+        == "strict/echo"
+    )
     body = ok(client, model="strict/other", system_prompt_args={"customer": "a", "product": "b"})
     assert body["choices"][0]["model"] == "strict/other"
     assert body["choices"][0]["message"]["content"] == "other: Hello there, gateway"

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handler.api import errors
 from handler.api.auth import authenticate
-from handler.api.routes import chat, records
+from handler.api.routes import campaigns, chat, feedback, queries, records
 from handler.settings import get_settings
 
 if TYPE_CHECKING:
@@ -57,10 +57,20 @@ class RequestClock:
         import orjson
 
         body = orjson.dumps(
-            errors.error_body(f"request body exceeds {limit} bytes", "invalid_request_error", "payload_too_large", "body")
+            errors.error_body(
+                f"request body exceeds {limit} bytes", "invalid_request_error", "payload_too_large", "body"
+            )
         )
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -75,6 +85,9 @@ def create_app(service: CompletionService | None = None) -> FastAPI:
     api = [Depends(authenticate)]
     app.include_router(chat.router, dependencies=api)
     app.include_router(records.router, dependencies=api)
+    app.include_router(feedback.router, dependencies=api)
+    app.include_router(campaigns.router, dependencies=api)
+    app.include_router(queries.router, dependencies=api)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -39,6 +39,9 @@ class Plan:
     campaign: str | None = None
     variant: str | None = None
     server_tools: list[str] = field(default_factory=list)
+    # Completion ids per choice, fixed in advance (batch workers: a redelivered request rewrites the
+    # same records instead of adding new ones). None: fresh random ids.
+    choice_ids: list[str] | None = None
     # Wall-clock time the request was planned: the records' `created`, so that a session lists its
     # completions in the order the requests came, not the order they finished.
     started_at: float = field(default_factory=time.time)

@@ -67,7 +67,9 @@ class Outcome:
 
     @classmethod
     def empty(cls, plan: Plan, model_name: str | None = None) -> Outcome:
-        return cls(plan, model_name or plan.model_name, [ChoiceState(i) for i in range(plan.call.n)])
+        ids = plan.choice_ids or []
+        choices = [ChoiceState(i, ids[i]) if i < len(ids) else ChoiceState(i) for i in range(plan.call.n)]
+        return cls(plan, model_name or plan.model_name, choices)
 
     def apply(self, event: Event) -> None:
         if isinstance(event, TextDelta):
@@ -203,7 +205,11 @@ class CompletionService:
         project_name, _ = split_model(req.model)
         if authorize is not None:
             authorize(project_name)
-        project = await asyncio.to_thread(self.config.project, project_name)
+        # A fresh cached config needs no thread; reading SSM does (it blocks).
+        cached = getattr(self.config, "cached", None)
+        project = cached(project_name) if cached is not None else None
+        if project is None:
+            project = await asyncio.to_thread(self.config.project, project_name)
         return build_plan(req, project, received_at)
 
     def provider(self, plan: Plan, model_name: str) -> Provider:

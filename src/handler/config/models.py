@@ -92,6 +92,15 @@ ModelConfig = Annotated[EchoModel | OpenAIModel | BedrockModel, Field(discrimina
 class SystemPrompt(_Strict):
     template: str
 
+    @field_validator("template")
+    @classmethod
+    def _sandboxed(cls, v: str) -> str:
+        # Refused at `config validate/push` time what the sandbox would refuse at render time.
+        from handler.completions.templates import check_template
+
+        check_template(v)
+        return v
+
 
 class HttpTarget(_Strict):
     type: Literal["http"]
@@ -171,7 +180,7 @@ class ProjectConfig(_Strict):
         if len(active) > 1:
             raise ValueError(
                 f"campaigns: {', '.join(active)} are all active; at most one campaign may be active "
-                "(it routes `model: \"{project}\"`)"
+                '(it routes `model: "{project}"`)'
             )
         return self
 

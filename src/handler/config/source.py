@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -16,7 +17,6 @@ from pydantic import ValidationError
 from handler.config.layout import from_parameters, project_path
 from handler.config.models import NAME_RE, ProjectConfig
 from handler.errors import ConfigError, NotFound
-
 
 _PROJECT_NAME = re.compile(NAME_RE)
 
@@ -43,6 +43,7 @@ class SSMConfigSource:
         self._client = ssm_client
         self._provider: Any = None
         self._parsed: dict[str, tuple[object, ProjectConfig]] = {}
+        self._fresh_until: dict[str, float] = {}  # monotonic time Powertools' cached copy expires by
         self._lock = threading.Lock()
 
     def _ssm(self) -> Any:
@@ -54,9 +55,17 @@ class SSMConfigSource:
             self._provider = SSMProvider(boto3_client=self._client or aws.client("ssm"))
         return self._provider
 
+    def cached(self, name: str) -> ProjectConfig | None:
+        """The parsed config while Powertools' copy is surely fresh, else None. No I/O, so a warm
+        request can skip the worker-thread hop `project()` needs (it may call SSM)."""
+        if time.monotonic() < self._fresh_until.get(name, 0.0):
+            return self._parsed[name][1]
+        return None
+
     def project(self, name: str) -> ProjectConfig:
         if not _PROJECT_NAME.match(name):
             raise NotFound(f"project {name!r} does not exist", param="model")
+        asked_at = time.monotonic()
         raw = self._ssm().get_multiple(
             project_path(self._prefix, name), recursive=True, decrypt=True, max_age=self._max_age_s
         )
@@ -72,6 +81,7 @@ class SSMConfigSource:
             raise ConfigError(f"project {name!r} has an invalid config in SSM: {detail}") from exc
         with self._lock:
             self._parsed[name] = (raw, config)
+            self._fresh_until[name] = asked_at + self._max_age_s  # a new fetch: Powertools' TTL began after
         return config
 
     def secret(self, name: str) -> str:

@@ -66,7 +66,10 @@ def create_resources(session: Any, env: dict[str, str]) -> dict[str, str]:
     session.client("s3").create_bucket(Bucket=env["BUCKET_NAME"])
     sqs = session.client("sqs")
     added = {}
-    for var, name in (("BATCH_QUEUE_URL", "chat-gateway-batch"), ("STORE_RETRY_QUEUE_URL", "chat-gateway-store-retry")):
+    for var, name in (
+        ("BATCH_QUEUE_URL", "chat-gateway-batch"),
+        ("STORE_RETRY_QUEUE_URL", "chat-gateway-store-retry"),
+    ):
         added[var] = sqs.create_queue(QueueName=name)["QueueUrl"]
     return added
 

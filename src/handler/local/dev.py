@@ -23,9 +23,14 @@ def main() -> None:
     os.environ.setdefault("AUTH_MODE", "dev")
     env = bootstrap(endpoint, config_dir)
     key = os.environ.get("DEV_API_KEY", "sk-local-dev")
-    print(f"AWS emulation (moto) at {endpoint}; table {env['TABLE_NAME']}; config from {config_dir}/", file=sys.stderr)
+    print(
+        f"AWS emulation (moto) at {endpoint}; table {env['TABLE_NAME']}; config from {config_dir}/",
+        file=sys.stderr,
+    )
     print(f"Dev auth: requests must send 'Authorization: Bearer {key}' (DEV_API_KEY)", file=sys.stderr)
-    print(f"Gateway on http://127.0.0.1:{port}  -- try:\n\n{CURL.format(port=port, key=key)}\n", file=sys.stderr)
+    print(
+        f"Gateway on http://127.0.0.1:{port}  -- try:\n\n{CURL.format(port=port, key=key)}\n", file=sys.stderr
+    )
 
     import uvicorn
 

@@ -8,6 +8,7 @@ StoreRetryFunction.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -55,10 +56,8 @@ def invoke(event: dict[str, Any]) -> Any:
 
 def _pretty(response: Any) -> str:
     if isinstance(response, dict) and isinstance(response.get("body"), str):
-        try:
+        with contextlib.suppress(ValueError):
             response = {**response, "body": json.loads(response["body"])}
-        except ValueError:
-            pass
     return json.dumps(response, indent=2)
 
 

@@ -19,7 +19,15 @@ import orjson
 
 from handler.completions.tokens import count_tokens, split_tokens
 from handler.config.models import EchoModel
-from handler.providers.base import Event, Finish, ModelCall, TextDelta, ToolCallOut, ToolCallsDone, UsageReport
+from handler.providers.base import (
+    Event,
+    Finish,
+    ModelCall,
+    TextDelta,
+    ToolCallOut,
+    ToolCallsDone,
+    UsageReport,
+)
 
 
 def _text_of(content: object) -> str:

@@ -13,7 +13,9 @@ import httpx
 
 from handler.settings import get_settings
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def shared_client() -> httpx.AsyncClient:
@@ -22,7 +24,9 @@ def shared_client() -> httpx.AsyncClient:
     if client is None or client.is_closed:
         settings = get_settings()
         client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s),
+            timeout=httpx.Timeout(
+                settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
+            ),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             follow_redirects=False,
         )

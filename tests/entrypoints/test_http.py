@@ -1,0 +1,81 @@
+"""The Mangum entrypoint on the three event shapes API Gateway and Lambda send, from events/."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from handler.local.invoke import LambdaContext, handler_for, invoke
+from tests.conftest import EVENTS_DIR, completion_items
+
+
+def load(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
+    return event
+
+
+def v2_event(rest: dict[str, Any], *, function_url: bool = False) -> dict[str, Any]:
+    """The same request as an HTTP API (v2) or Function URL event (they share the v2 shape)."""
+    domain = "abc.lambda-url.us-east-1.on.aws" if function_url else "abc.execute-api.us-east-1.amazonaws.com"
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": rest["path"],
+        "rawQueryString": "",
+        "headers": {k.lower(): v for k, v in rest["headers"].items()},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc",
+            "domainName": domain,
+            "domainPrefix": "abc",
+            "http": {
+                "method": rest["httpMethod"],
+                "path": rest["path"],
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "test",
+            },
+            "requestId": "id",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "12/Mar/2020:19:03:58 +0000",
+            "timeEpoch": 1583348638390,
+        },
+        "body": rest["body"],
+        "isBase64Encoded": False,
+    }
+
+
+@pytest.mark.parametrize("shape", ["rest_v1", "http_api_v2", "function_url"])
+def test_reference_example_event_is_answered_and_stored(aws: dict[str, str], shape: str) -> None:
+    event = load("chat_completion.json")
+    if shape != "rest_v1":
+        event = v2_event(event, function_url=shape == "function_url")
+    assert handler_for(event) == "handler.entrypoints.http.lambda_handler"
+    response = invoke(event)
+    assert response["statusCode"] == 200, response
+    body = json.loads(response["body"])
+    assert body["session_id"] == "6f1e3b1c-7f0a-4c4e-9d7b-2a7c0f6f9c11"
+    assert body["choices"][0]["message"]["content"] == "Hello! What can this gateway do?"
+    assert len(completion_items()) == 1
+
+
+def test_lookup_event_reads_a_stored_completion(aws: dict[str, str]) -> None:
+    from handler.entrypoints.http import lambda_handler
+
+    created = json.loads(lambda_handler(load("chat_completion.json"), LambdaContext())["body"])
+    cid = created["choices"][0]["completion_id"]
+    lookup = load("get_completion.json")
+    lookup["path"] = f"/api/v1/completions/{cid}"
+    response = lambda_handler(lookup, LambdaContext())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["completion_id"] == cid
+    missing = lambda_handler(load("get_completion.json"), LambdaContext())
+    assert missing["statusCode"] == 404
+
+
+def test_env_file_names_the_function_settings() -> None:
+    env = load("env.json")
+    assert env["ApiFunction"]["TABLE_NAME"] and env["ApiFunction"]["CONFIG_PREFIX"]
