@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.common import DEV_KEY, PYTHON, ROOT, free_port, stop, wait_port
+from benchmarks.common import DEV_KEY, PYTHON, ROOT, child_env, free_port, stop, wait_port
 from benchmarks.emulation import RELAY, Emulation
 
 MESSAGES = [{"role": "user", "content": "Hello, benchmark! How fast is this?"}]
@@ -71,8 +71,9 @@ class RelayResult:
 class Relay:
     """`with Relay(aws) as relay:` the fast upstream and the gateway under uvicorn, both started."""
 
-    def __init__(self, aws: Emulation, long_chunks: int) -> None:
+    def __init__(self, aws: Emulation, long_chunks: int, python: str = PYTHON) -> None:
         self.aws = aws
+        self.python = python  # the gateway's interpreter
         self.long_chunks = long_chunks
         self.procs: list[subprocess.Popen[bytes]] = []
         self.upstream_port = 0
@@ -92,10 +93,10 @@ class Relay:
             self.gateway_port = free_port()
             # As src/run.sh starts it on Lambda (minus the host: loopback here).
             gateway = subprocess.Popen(
-                [PYTHON, "-m", "uvicorn", "handler.entrypoints.asgi:app", "--host", "127.0.0.1",
+                [self.python, "-m", "uvicorn", "handler.entrypoints.asgi:app", "--host", "127.0.0.1",
                  "--port", str(self.gateway_port), "--no-access-log", "--log-level", "warning"],
                 cwd=ROOT,
-                env=self.aws.env,
+                env=child_env({**self.aws.env, "PYTHONPATH": str(ROOT / "src")}),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )

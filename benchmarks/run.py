@@ -80,6 +80,7 @@ def _fmt(unit: str) -> Callable[[float], str]:
 @dataclass
 class Bench:
     args: argparse.Namespace
+    python: str = PYTHON  # the function's interpreter: the Lambda-equivalent venv when built
     rows: list[Row] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -95,10 +96,11 @@ class Bench:
 
         runs = self.args.cold_runs
         nopyc = self._uncompiled_source()
+        src = {"PYTHONPATH": str(ROOT / "src")}
         variants: dict[str, tuple[str, str, dict[str, str]]] = {
-            "store off": (NO_STORE, "gateway", {}),
-            "store on": (STORE, "gateway", {}),
-            "store off, project with a system prompt template": (TEMPLATED, "gateway", {}),
+            "store off": (NO_STORE, "gateway", src),
+            "store on": (STORE, "gateway", src),
+            "store off, project with a system prompt template": (TEMPLATED, "gateway", src),
             "store off, src/ not byte-compiled (as deployed)": (
                 NO_STORE, "gateway", {"PYTHONPATH": str(nopyc), "PYTHONDONTWRITEBYTECODE": "1"}),
             "bare FastAPI + Mangum (reference)": (NO_STORE, "bare", {"PYTHONPATH": str(ROOT)}),
@@ -127,11 +129,12 @@ class Bench:
             self.rows.append(
                 Row(f"Cold start, {label}", "ms", Summary.runs(totals), budget=None if reference else 300.0)
             )
-            parts = {k: median([r[k] for r in results]) for k in ("interpreter_ms", "import_ms", "request_ms")}
+            parts = {k: median([r[k] for r in results])
+                     for k in ("interpreter_ms", "import_ms", "request_ms", "cpu_ms")}
             self.details.append(
                 f"Cold start, {label}: interpreter start {parts['interpreter_ms']:.0f} ms + import "
-                f"{parts['import_ms']:.0f} ms + first request {parts['request_ms']:.0f} ms "
-                f"(medians; {results[0]['modules']} modules loaded)"
+                f"{parts['import_ms']:.0f} ms + first request {parts['request_ms']:.0f} ms; CPU time "
+                f"{parts['cpu_ms']:.0f} ms (medians; {results[0]['modules']} modules loaded)"
             )
 
     def _cold_once(self, event: Path, target: str, env: dict[str, str]) -> dict[str, Any]:
@@ -140,7 +143,7 @@ class Bench:
         script = ROOT / "benchmarks" / "cold_start.py"
         spawned = time.monotonic()
         proc = subprocess.run(
-            [PYTHON, str(script), str(event), str(out), target],
+            [self.python, str(script), str(event), str(out), target],
             cwd=ROOT, env=child_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
         )
         if proc.returncode != 0 or not out.exists():
@@ -150,6 +153,7 @@ class Bench:
         result["interpreter_ms"] = (result["started"] - spawned) * 1000
         result["import_ms"] = (result["imported"] - result["importing"]) * 1000
         result["request_ms"] = (result["answered"] - result["imported"]) * 1000
+        result["cpu_ms"] = result["cpu"] * 1000
         return result
 
     def _uncompiled_source(self) -> Path:
@@ -197,8 +201,8 @@ class Bench:
     def _child(self, aws: Emulation, argv: Sequence[str]) -> dict[str, Any]:
         out = self.tmp / "warm.json"
         out.unlink(missing_ok=True)
-        env = child_env({**aws.env, "PYTHONPATH": str(ROOT)})
-        proc = subprocess.run([PYTHON, "-m", "benchmarks.warm", argv[0], str(out), *argv[1:]], cwd=ROOT, env=env,
+        env = child_env({**aws.env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"})
+        proc = subprocess.run([self.python, "-m", "benchmarks.warm", argv[0], str(out), *argv[1:]], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"benchmarks.warm {argv[0]} failed: {proc.stderr.decode()[-2000:]}")
@@ -213,7 +217,7 @@ class Bench:
         a = self.args
         self.log(f"HTTP: {a.http_rounds} rounds x {a.http_requests} requests per kind; "
                  f"{a.long_runs} long streams of {a.long_chunks:,} chunks")
-        with Relay(aws, a.long_chunks) as relay:
+        with Relay(aws, a.long_chunks, self.python) as relay:
             result = relay.measure(a.http_requests, a.http_rounds, a.long_runs)
             crashed = relay.gateway_stderr()
         if crashed:
@@ -255,11 +259,11 @@ class Bench:
 
         self.log("sizes: dependencies layer (built once, cached under .bench/) and src/")
         try:
-            layer = layer_size(build=not self.args.no_layer_build)
-        except subprocess.CalledProcessError as exc:
-            layer, why = None, f"pip failed ({exc.returncode})"
+            layer = layer_size(build=not self.args.offline)
+        except RuntimeError as exc:
+            layer, why = None, str(exc)[:200]
         else:
-            why = "not built (--no-layer-build and nothing cached under .bench/)"
+            why = "not built (--offline, and nothing cached under .bench/)"
         if layer is None:
             self.rows.append(Row("Dependencies layer, unzipped", "MB", budget=30.0, note=why))
         else:
@@ -306,7 +310,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--long-runs", type=int, default=5)
     p.add_argument("--rss-requests", type=int, default=1000)
     p.add_argument("--rss-runs", type=int, default=3)
-    p.add_argument("--no-layer-build", action="store_true", help="use the cached layer only (no PyPI)")
+    p.add_argument("--offline", action="store_true",
+                   help="no PyPI: use the layer and runtime venv cached under .bench/, else the dev venv")
+    p.add_argument("--runtime", choices=["lambda", "dev"], default="lambda",
+                   help="the function's packages: exactly the layer's plus boto3 (a venv built once under "
+                        ".bench/), or this dev venv")
     p.add_argument("--json", type=Path, help="also write every sample here")
     args = p.parse_args(argv)
     if args.quick:
@@ -324,6 +332,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(args)
     started = time.monotonic()
+    runtime = "dev venv (.venv: dev packages included)"
+    if args.runtime == "lambda":
+        from benchmarks.sizes import runtime_python
+
+        try:
+            python = runtime_python(build=not args.offline)
+        except RuntimeError as exc:
+            python = None
+            bench.log(f"could not build the Lambda-equivalent venv, using the dev venv: {exc}")
+        if python is not None:
+            bench.python = str(python)
+            runtime = f"Lambda-equivalent venv ({python.parent.parent.relative_to(ROOT)}: layer requirements + boto3)"
+    bench.log(f"function runs on: {runtime}")
+    loads = [os.getloadavg()[0]]
     try:
         with Emulation() as aws:
             bench.log(f"moto server at {aws.endpoint}")
@@ -334,8 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.size()
     finally:
         shutil.rmtree(bench.tmp, ignore_errors=True)
+    loads.append(os.getloadavg()[0])
     print(f"\nchat-gateway benchmarks — {machine()} — {time.strftime('%Y-%m-%d %H:%M')} "
-          f"({time.monotonic() - started:.0f} s)\n")
+          f"({time.monotonic() - started:.0f} s; load average {loads[0]:.1f} at start, {loads[1]:.1f} at end)")
+    print(f"Function processes run on: {runtime}\n")
     print(bench.table())
     if bench.details:
         print()

@@ -58,6 +58,43 @@ def measure(root: Path, prefix: str = "") -> Size:
     return Size(total, len(buffer.getvalue()), len(files), by_top.most_common(8))
 
 
+def _pip(*args: str, python: str = PYTHON) -> None:
+    proc = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"pip install failed ({proc.returncode}): {proc.stderr[-2000:]}")
+
+
+def _boto3_pin() -> str:
+    """boto3 as pyproject.toml pins it (the Lambda runtime provides boto3; the layer leaves it out)."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return next(d for d in deps if d.replace(" ", "").startswith("boto3"))
+
+
+def runtime_python(build: bool) -> Path | None:
+    """A venv holding exactly what the function has on Lambda (the layer's packages plus boto3), for
+    this machine's platform: the dev venv has more (moto, email-validator, ...), and optional
+    imports such as FastAPI's `email_validator` would make its cold start slower than Lambda's."""
+    key = hashlib.sha256(REQUIREMENTS.read_bytes() + _boto3_pin().encode()).hexdigest()[:12]
+    target = CACHE / f"runtime-{key}"
+    python = target / "bin" / "python"
+    if (target / ".complete").exists():
+        return python
+    if not build:
+        return None
+    shutil.rmtree(target, ignore_errors=True)
+    CACHE.mkdir(exist_ok=True)
+    subprocess.run([PYTHON, "-m", "venv", str(target)], check=True)
+    _pip("-r", str(REQUIREMENTS), _boto3_pin(), python=str(python))
+    (target / ".complete").write_text("built by benchmarks/sizes.py\n")
+    return python
+
+
 def layer_dir(build: bool) -> Path | None:
     """The built layer (its python/ directory), building it on a cache miss when `build`."""
     key = hashlib.sha256(REQUIREMENTS.read_bytes() + " ".join(PIP_TARGET).encode()).hexdigest()[:12]
@@ -69,11 +106,7 @@ def layer_dir(build: bool) -> Path | None:
     staging = CACHE / f"layer-{key}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    subprocess.run(
-        [PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-         "-r", str(REQUIREMENTS), "-t", str(staging / "python"), *PIP_TARGET],
-        check=True,
-    )
+    _pip("--no-compile", "-r", str(REQUIREMENTS), "-t", str(staging / "python"), *PIP_TARGET)
     (staging / ".complete").write_text("built by benchmarks/sizes.py\n")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)

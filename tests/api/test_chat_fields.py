@@ -291,3 +291,10 @@ def test_lookups_404_and_400(client: TestClient) -> None:
     assert missing.json()["error"]["message"].startswith("EntityNotFound: ")
     assert client.get("/api/v1/completions/not-a-uuid").status_code == 400
     assert client.get(f"/api/v1/sessions/{uuid.uuid4()}").status_code == 404
+
+
+def test_curl_style_form_content_type_is_read_as_json(client: TestClient) -> None:
+    raw = b'{"model": "demo", "messages": [{"role": "user", "content": "from curl -d"}]}'
+    response = client.post(URL, content=raw, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "from curl -d"

@@ -342,7 +342,7 @@ def test_closing_the_stream_early_disconnects_the_upstream(fake: FakeOpenAI) -> 
 
     async def go() -> None:
         stream = provider(fake).stream(ModelCall(messages=USER))
-        assert isinstance(await anext(stream), TextDelta)
+        assert isinstance(await asyncio.wait_for(anext(stream), 5), TextDelta)
         await stream.aclose()  # type: ignore[attr-defined]
 
     asyncio.run(go())

@@ -33,10 +33,27 @@ class RequestClock:
             return
         scope.setdefault("state", {})["received_at"] = time.perf_counter()
         limit = self.max_body_bytes
+        content_type = None
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await self._too_large(send, limit)
                 return
+            if name == b"content-type":
+                content_type = value
+        if scope["method"] == "POST" and content_type in (None, b"application/x-www-form-urlencoded"):
+            # `curl -d` sends a form content type; the body is JSON all the same.
+            headers = [(n, v) for n, v in scope.get("headers", ()) if n != b"content-type"]
+            scope["headers"] = [*headers, (b"content-type", b"application/json")]
+        if not any(name == b"content-length" for name, _ in scope.get("headers", ())):
+            # A chunked body has no length to check up front: read it here, up to the limit, so
+            # that an oversized one is a 413 (raised inside the app's body read, FastAPI would
+            # turn it into a 400 "error parsing the body"). Request bodies are small; responses
+            # are never buffered.
+            buffered = await self._read_body(receive, limit)
+            if buffered is None:
+                await self._too_large(send, limit)
+                return
+            receive = self._replay(buffered, receive)
         received = 0
 
         async def counting_receive() -> Message:
@@ -51,6 +68,34 @@ class RequestClock:
             return message
 
         await self.app(scope, counting_receive, send)
+
+    @staticmethod
+    async def _read_body(receive: Receive, limit: int) -> list[Message] | None:
+        """The request's messages, body complete; None once the body is over `limit` bytes."""
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages  # the client left
+            size += len(message.get("body", b""))
+            if size > limit:
+                return None
+            if not message.get("more_body", False):
+                return messages
+
+    @staticmethod
+    def _replay(messages: list[Message], receive: Receive) -> Receive:
+        """Hand the buffered body over as one message, then the live channel (disconnects)."""
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+        pending += [m for m in messages if m["type"] != "http.request"]
+
+        async def replay() -> Message:
+            return pending.pop(0) if pending else await receive()
+
+        return replay
 
     @staticmethod
     async def _too_large(send: Send, limit: int) -> None:

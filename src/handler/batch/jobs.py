@@ -189,8 +189,9 @@ class BatchTable:
         }
         update = "SET #status = :in_progress, #total = :total, in_progress_at = :now"
         if project is not None:
-            update += ", project = if_not_exists(project, :project)"
+            update += ", #project = if_not_exists(#project, :project)"
             values[":project"] = {"S": project}
+            names["#project"] = "project"
         try:
             item = self.client.update_item(
                 TableName=self._table,
@@ -273,7 +274,8 @@ class BatchTable:
                     "Update": {
                         "TableName": self._table,
                         "Key": batch_key(batch_id),
-                        "UpdateExpression": "ADD completed :ok, failed :failed, done :done SET updated_at = :now",
+                        "UpdateExpression": "ADD completed :ok, failed :failed, #done :done SET updated_at = :now",
+                        "ExpressionAttributeNames": {"#done": "done"},
                         "ConditionExpression": "attribute_exists(pk)",
                         "ExpressionAttributeValues": {
                             ":ok": {"N": str(ok)},
@@ -329,10 +331,10 @@ class BatchTable:
                 Key=batch_key(batch_id),
                 UpdateExpression="SET assembler = :token, assembler_until = :until",
                 ConditionExpression=(
-                    "#status = :in_progress AND done = #total "
+                    "#status = :in_progress AND #done = #total "
                     "AND (attribute_not_exists(assembler_until) OR assembler_until < :now)"
                 ),
-                ExpressionAttributeNames={"#status": "status", "#total": "total"},
+                ExpressionAttributeNames={"#status": "status", "#total": "total", "#done": "done"},
                 ExpressionAttributeValues={
                     ":in_progress": {"S": "in_progress"},
                     ":token": {"S": token},
@@ -380,7 +382,8 @@ class BatchTable:
             if not projects:
                 return [], None
             names = sorted(projects)
-            kwargs["FilterExpression"] = f"project IN ({', '.join(f':p{i}' for i in range(len(names)))})"
+            kwargs["FilterExpression"] = f"#project IN ({', '.join(f':p{i}' for i in range(len(names)))})"
+            kwargs["ExpressionAttributeNames"] = {"#project": "project"}
             kwargs["ExpressionAttributeValues"].update({f":p{i}": {"S": p} for i, p in enumerate(names)})
         if after:
             batch_id = after.partition("#")[2]

@@ -17,7 +17,11 @@ CURL = """curl -s http://127.0.0.1:{port}/api/v1/chat/completions \\
 def main() -> None:
     port = int(os.environ.get("PORT", "8000"))
     config_dir = Path(os.environ.get("CONFIG_DIR", "config"))
+    import logging
+
     from handler.local.bootstrap import bootstrap, start_emulation
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every AWS call
 
     _, endpoint = start_emulation()
     os.environ.setdefault("AUTH_MODE", "dev")

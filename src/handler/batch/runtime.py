@@ -1,0 +1,139 @@
+"""Wiring for the batch entrypoint: adapters from settings, built once per process, and the dispatch
+of S3 and SQS events to the splitter and the worker."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
+
+from handler.batch.config import BatchSettings
+from handler.batch.jobs import BatchJob, BatchTable
+from handler.batch.objects import KIND, KIND_LINES, KIND_SPLIT, Blobs, Replies, WorkQueue
+from handler.batch.splitter import Splitter
+from handler.observability import logger
+from handler.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from handler.batch.worker import Delivery, Worker
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.batch = BatchSettings()
+        self.table = BatchTable(settings.table_name, result_ttl_days=self.batch.batch_result_ttl_days)
+        self.blobs = Blobs(settings.bucket_name or "")
+        self.queue = WorkQueue(settings.batch_queue_url or "")
+        self.splitter = Splitter(self.table, self.blobs, self.queue, self.batch, settings.max_body_bytes)
+        self._worker: Worker | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def worker(self) -> Worker:
+        with self._lock:
+            if self._worker is None:
+                from handler import aws, wiring
+                from handler.batch.worker import Idempotency, Worker
+
+                idempotency = Idempotency(
+                    self.batch.idempotency_table_name, aws.client("dynamodb"), self.batch.idempotency_ttl_s
+                )
+                self._worker = Worker(
+                    wiring.default_service, self.table, self.blobs, Replies(), self.batch, idempotency
+                )
+            return self._worker
+
+    async def handle_record(self, record: SQSRecord) -> None:
+        """One SQS record: a batch message (by its `kind` attribute) or a single chat request."""
+        import asyncio
+
+        from handler.batch.worker import Delivery
+
+        attribute = record.message_attributes[KIND]
+        delivery = Delivery(
+            message_id=record.message_id,
+            body=record.body or "",
+            kind=attribute.string_value if attribute is not None else None,
+            receive_count=int(record.attributes.approximate_receive_count or 1),
+        )
+        if delivery.kind == KIND_LINES:
+            await self.worker.lines(delivery)
+        elif delivery.kind == KIND_SPLIT:
+            await asyncio.to_thread(self.split_queued, delivery)
+        else:
+            await self.worker.request(delivery)
+
+    def split_queued(self, delivery: Delivery) -> None:
+        """`POST /api/v1/batches` queued this batch: split it here, where there are 15 minutes."""
+        import orjson
+
+        from handler.batch.assemble import maybe_assemble
+
+        batch_id = orjson.loads(delivery.body)["batch_id"]
+        job = self.table.get(batch_id)
+        if job is None:
+            logger.warning("split requested for an unknown batch", extra={"batch_id": batch_id})
+            return
+        if job.status == "validating":
+            job = self.splitter.split(job)
+        maybe_assemble(self.table, self.blobs, job.id, self.batch.batch_assembly_lease_s)
+
+    def start(self, job: BatchJob) -> None:
+        """Record an API-created batch and queue its split."""
+        self.table.create(job)
+        self.queue.send({"batch_id": job.id}, KIND_SPLIT)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    """The process's runtime; rebuilt when the settings were reset (tests, the local commands)."""
+    global _runtime
+    settings = get_settings()
+    with _runtime_lock:
+        if _runtime is None or _runtime.settings is not settings:
+            _runtime = Runtime(settings)
+        return _runtime
+
+
+def handle_s3_event(event: dict[str, Any]) -> dict[str, Any]:
+    """S3 ObjectCreated records: start a batch per input file."""
+    from handler.batch.assemble import maybe_assemble
+
+    rt = runtime()
+    batches = []
+    for record in event.get("Records", []):
+        s3 = record.get("s3", {})
+        bucket = s3.get("bucket", {}).get("name", "")
+        obj = s3.get("object", {})
+        key = unquote_plus(obj.get("key", ""))
+        etag = obj.get("eTag")
+        job = rt.splitter.on_object_created(bucket, key, f'"{etag}"' if etag else None, obj.get("sequencer"))
+        if job is None:
+            continue
+        # Every line may already be done (tiny files, or a repeated event): the splitter can be last.
+        job = maybe_assemble(rt.table, rt.blobs, job.id, rt.batch.batch_assembly_lease_s) or rt.table.get(job.id) or job
+        batches.append({"id": job.id, "status": job.status, "input_key": job.input_key, "output_key": job.output_key})
+    return {"batches": batches}
+
+
+def handle_sqs_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS records, concurrently; the ones that raised are reported back (`batchItemFailures`)."""
+    from aws_lambda_powertools.utilities.batch import (
+        AsyncBatchProcessor,
+        EventType,
+        async_process_partial_response,
+    )
+
+    rt = runtime()
+    rt.worker.idempotency.register(context)
+    processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    response: dict[str, Any] = async_process_partial_response(
+        event=event, record_handler=rt.handle_record, processor=processor, context=context
+    )
+    return response

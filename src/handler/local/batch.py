@@ -1,0 +1,269 @@
+"""`make batch FILE=requests.jsonl [OUT=path]`: run a batch file through the real pipeline, locally.
+
+The file is uploaded to the emulated bucket (moto, in-process), the S3 event goes to BatchFunction's
+handler, and the queue is drained into the same handler the way Lambda's SQS poller would (ten
+messages per invocation, failed ones retried, the last receive turning a stuck line into an error
+line). A progress bar follows the batch record's counters; the output file is saved locally.
+
+    python -m handler.local.batch FILE.jsonl [--out PATH] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class LambdaContext:
+    """What Powertools reads from a Lambda context."""
+
+    function_name = "chat-gateway-batch-local"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-gateway-batch-local"
+    log_group_name = "/aws/lambda/chat-gateway-batch-local"
+    log_stream_name = "local"
+
+    def __init__(self, timeout_ms: int = 900_000) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + timeout_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+
+
+def s3_event(bucket: str, key: str, etag: str, size: int, sequencer: str) -> dict[str, Any]:
+    """The event S3 sends for an uploaded object (the shape of events/s3_put.json)."""
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "AWS:LOCAL"},
+                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                "responseElements": {"x-amz-request-id": "LOCAL", "x-amz-id-2": "LOCAL"},
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "BatchInput",
+                    "bucket": {
+                        "name": bucket,
+                        "ownerIdentity": {"principalId": "LOCAL"},
+                        "arn": f"arn:aws:s3:::{bucket}",
+                    },
+                    "object": {"key": key, "size": size, "eTag": etag.strip('"'), "sequencer": sequencer},
+                },
+            }
+        ]
+    }
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """The event Lambda's SQS poller builds from `ReceiveMessage` results."""
+    records = []
+    for m in messages:
+        attributes = {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": str(int(time.time() * 1000)),
+            "SenderId": "LOCAL",
+            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+            **m.get("Attributes", {}),
+        }
+        message_attributes = {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
+            for name, value in m.get("MessageAttributes", {}).items()
+        }
+        records.append(
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m.get("ReceiptHandle", "local"),
+                "body": m["Body"],
+                "attributes": attributes,
+                "messageAttributes": message_attributes,
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": records}
+
+
+class Pipeline:
+    """Drives BatchFunction's handler like S3 notifications and Lambda's SQS poller would."""
+
+    def __init__(self, handler: Handler, bucket: str, queue_url: str, sqs: Any, s3: Any) -> None:
+        self.handler = handler
+        self.bucket = bucket
+        self.queue_url = queue_url
+        self.sqs = sqs
+        self.s3 = s3
+        self.queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.events: list[dict[str, Any]] = []  # every SQS event delivered, for replays
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def upload(self, data: bytes, key: str) -> dict[str, Any]:
+        """Put the file and deliver its S3 event; returns the handler's answer."""
+        etag = self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)["ETag"]
+        event = s3_event(self.bucket, key, etag, len(data), f"{time.time_ns():X}")
+        return self.handler(event, LambdaContext())
+
+    def poll_once(self) -> int:
+        """One invocation with up to ten messages; failed ones become visible again at once."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=60,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        event = sqs_event(messages, self.queue_arn)
+        with self._lock:
+            self.events.append(event)
+        response = self.handler(event, LambdaContext())
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])],
+            )
+        for m in messages:
+            if m["MessageId"] in failed:
+                with self._lock:
+                    self.failures += 1
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                )
+        return len(messages)
+
+    def drain(self, finished: Callable[[], bool], workers: int = 1, timeout_s: float = 600) -> None:
+        """Poll from `workers` threads until `finished()` (or the timeout)."""
+        deadline = time.monotonic() + timeout_s
+
+        def loop() -> None:
+            while not finished():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the batch did not finish in time")
+                if not self.poll_once():
+                    time.sleep(0.02)
+
+        if workers == 1:
+            loop()
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            for future in [pool.submit(loop) for _ in range(workers)]:
+                future.result()
+
+
+def run(path: Path, out: Path, workers: int, progress: bool = True) -> dict[str, Any]:
+    """Upload, split, drain, download: the batch's final record (public shape)."""
+    import boto3
+
+    from handler.batch.runtime import runtime
+    from handler.entrypoints.batch import lambda_handler
+
+    rt = runtime()
+    session = boto3.session.Session()
+    pipeline = Pipeline(lambda_handler, rt.blobs.bucket, rt.queue.url, session.client("sqs"), session.client("s3"))
+    key = f"batches/input/{path.stem}.jsonl"
+    started = pipeline.upload(path.read_bytes(), key)
+    batch_id = started["batches"][0]["id"]
+
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="req", desc=path.name, file=sys.stderr)
+    state: dict[str, Any] = {"job": rt.table.get(batch_id)}
+    last_check = [0.0]
+
+    def finished() -> bool:
+        now = time.monotonic()
+        if now - last_check[0] < 0.1:
+            return False
+        last_check[0] = now
+        job = state["job"] = rt.table.get(batch_id)
+        if bar is not None and job is not None:
+            bar.total = job.total or 0
+            bar.update(job.done - bar.n)
+        return job is None or job.status in ("completed", "failed")
+
+    t0 = time.perf_counter()
+    pipeline.drain(finished, workers)
+    if bar is not None:
+        bar.close()
+    job = rt.table.get(batch_id)
+    assert job is not None
+    if job.status == "completed":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(rt.blobs.get(job.output_key))
+    return {**job.public(), "seconds": round(time.perf_counter() - t0, 2), "retried_messages": pipeline.failures}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m handler.local.batch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", type=Path, help="a JSONL file in the OpenAI batch format")
+    parser.add_argument("--out", type=Path, help="where to save the output (default: FILE.output.jsonl)")
+    parser.add_argument("--workers", type=int, default=4, help="concurrent invocations (default 4)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.file.is_file():
+        parser.error(f"{args.file}: no such file")
+    out: Path = args.out or args.file.with_name(f"{args.file.stem}.output.jsonl")
+
+    from moto import mock_aws
+
+    from handler.local.bootstrap import LOCAL_ENV, create_resources, load_configs
+
+    os.environ.update(LOCAL_ENV)
+    os.environ.setdefault("AUTH_MODE", "dev")
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    with mock_aws():
+        import boto3
+
+        from handler import aws, wiring
+
+        session = boto3.session.Session()
+        os.environ.update(create_resources(session, dict(LOCAL_ENV)))
+        load_configs(session, Path(os.environ.get("CONFIG_DIR", "config")), LOCAL_ENV["CONFIG_PREFIX"])
+        aws.reset_clients()
+        wiring.reset()
+        result = run(args.file, out, args.workers, progress=not args.no_progress)
+    counts = result["request_counts"]
+    if result["status"] != "completed":
+        print(f"batch {result['id']} {result['status']}: {result.get('error')}", file=sys.stderr)
+        return 1
+    print(
+        f"batch {result['id']} completed in {result['seconds']} s: {counts['total']} lines, "
+        f"{counts['completed']} completed, {counts['failed']} failed"
+    )
+    print(f"output: s3://{LOCAL_ENV['BUCKET_NAME']}/{result['output_key']} (emulated) -> saved to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
