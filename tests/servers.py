@@ -33,7 +33,7 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def serve_app(app: Any, *, graceful_s: float = 2.0, start_timeout_s: float = 10.0) -> Iterator[str]:
+def serve_app(app: Any, *, graceful_s: int = 2, start_timeout_s: float = 10.0) -> Iterator[str]:
     """Serve `app` on an ephemeral port; yield its base URL (`http://127.0.0.1:<port>`).
 
     On exit the server stops; responses still streaming get `graceful_s` seconds to finish, then
@@ -53,7 +53,9 @@ def serve_app(app: Any, *, graceful_s: float = 2.0, start_timeout_s: float = 10.
         timeout_graceful_shutdown=graceful_s,
     )
     server = _Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True
+    )
     thread.start()
     try:
         waited = 0.0

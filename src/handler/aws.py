@@ -1,8 +1,9 @@
 """AWS clients, created on first use and reused across invocations.
 
-Nothing here runs at import time. Endpoints come from boto3's own `AWS_ENDPOINT_URL` /
+Nothing here runs at import time. Endpoints come from botocore's own `AWS_ENDPOINT_URL` /
 `AWS_ENDPOINT_URL_<SERVICE>` variables, which is how the local emulation and the tests point
-clients at moto or at a fake Bedrock.
+clients at moto or at a fake Bedrock. Clients come from one botocore session, not boto3: boto3 adds
+nothing a low-level client needs, and importing it (with s3transfer) costs cold start time.
 """
 
 from __future__ import annotations
@@ -15,10 +16,16 @@ _lock = threading.Lock()
 
 
 @cache
+def _session() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+@cache
 def client(service: str, region: str | None = None) -> Any:
     """A botocore client for `service`, shared by every request of this process."""
     with _lock:
-        import boto3
         from botocore.config import Config
 
         from handler.settings import get_settings
@@ -36,8 +43,8 @@ def client(service: str, region: str | None = None) -> Any:
             read_timeout=300 if service == "bedrock-runtime" else 20,
             max_pool_connections=50,
         )
-        return boto3.session.Session().client(
-            service,  # type: ignore[call-overload]
+        return _session().create_client(
+            service,
             region_name=region or get_settings().aws_region,
             config=config,
         )
@@ -46,3 +53,4 @@ def client(service: str, region: str | None = None) -> Any:
 def reset_clients() -> None:
     """Forget every client (tests switch endpoints between cases)."""
     client.cache_clear()
+    _session.cache_clear()

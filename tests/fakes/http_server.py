@@ -242,13 +242,13 @@ class FakeHTTPServer:
         self.connections += 1
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             await self._serve_connection(_Conn(reader, writer))
         except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError, ClientGone):
             pass
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.transport.abort()
 
     async def _serve_connection(self, conn: _Conn) -> None:

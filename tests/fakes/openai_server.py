@@ -57,7 +57,7 @@ class Reply:
     # Faults.
     status: int = 200
     error: str = "fake upstream error"  # error.message when status != 200
-    error_type: str = "invalid_request_error"
+    error_type: str | None = None  # default: from the status, as OpenAI does
     body: bytes | None = None  # send this raw body (status `status`) instead of a reply
     content_type: str = "text/event-stream"
     drop_after: int | None = None  # cut the connection after this many content chunks
@@ -123,7 +123,8 @@ class FakeOpenAI(FakeBase):
             )
             return
         if reply.status != 200:
-            error = {"error": {"message": reply.error, "type": reply.error_type, "code": None}}
+            kind = reply.error_type or _error_type(reply.status)
+            error = {"error": {"message": reply.error, "type": kind, "code": None}}
             headers = {"Content-Type": "application/json", **reply.headers}
             await response.full(reply.status, json_bytes(error), headers)
             return
@@ -275,3 +276,11 @@ class FakeOpenAI(FakeBase):
 
 class _Dropped(Exception):
     pass
+
+
+def _error_type(status: int) -> str:
+    if status == 429:
+        return "rate_limit_error"
+    if status in (401, 403):
+        return "authentication_error"
+    return "server_error" if status >= 500 else "invalid_request_error"

@@ -106,6 +106,7 @@ def test_text_stream_reassembles_with_usage(fake: FakeBedrock) -> None:
     ]
     assert events[-2:] == [Finish(index=0, reason="stop"), UsageReport(prompt_tokens=17, completion_tokens=4)]
     assert fake.model_ids == [MODEL_ID]
+    assert not fake.disconnected.is_set()  # finishing normally is not a disconnect
 
 
 @pytest.mark.parametrize(
@@ -190,7 +191,9 @@ def test_minimal_request_sends_only_messages(fake: FakeBedrock) -> None:
 )
 def test_tool_config(fake: FakeBedrock, tool_choice: Any, expected: dict[str, Any] | None) -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}}
-    call = ModelCall(messages=USER, tools=[ToolSpec("weather", "Weather by city", schema)], tool_choice=tool_choice)
+    call = ModelCall(
+        messages=USER, tools=[ToolSpec("weather", "Weather by city", schema)], tool_choice=tool_choice
+    )
     run(provider(), call)
 
     config = fake.bodies[0]["toolConfig"]
@@ -207,7 +210,7 @@ def test_tool_choice_none_sends_no_tools(fake: FakeBedrock) -> None:
 
 def test_conversation_with_image_tool_calls_and_results(fake: FakeBedrock) -> None:
     data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
-    messages = [
+    messages: list[dict[str, Any]] = [
         {
             "role": "user",
             "content": [
@@ -219,7 +222,11 @@ def test_conversation_with_image_tool_calls_and_results(fake: FakeBedrock) -> No
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "t1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}},
+                {
+                    "id": "t1",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city": "Paris"}'},
+                },
                 {"id": "t2", "type": "function", "function": {"name": "time", "arguments": ""}},
             ],
         },
@@ -263,7 +270,8 @@ def test_system_messages_in_the_list_move_to_system() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://example.com/cat.png", "data:image/tiff;base64,AAAA", "data:image/png;base64,@@not-base64@@"]
+    "url",
+    ["https://example.com/cat.png", "data:image/tiff;base64,AAAA", "data:image/png;base64,@@not-base64@@"],
 )
 def test_unusable_images_are_invalid_requests(fake: FakeBedrock, url: str) -> None:
     content = [{"type": "image_url", "image_url": {"url": url}}]

@@ -132,7 +132,10 @@ def test_request_carries_sampling_fields_stop_n_and_tools(fake: FakeOpenAI) -> N
     assert body["presence_penalty"] == 0.5 and body["frequency_penalty"] == -0.5
     assert body["response_format"] == {"type": "json_object"}
     assert body["tools"] == [
-        {"type": "function", "function": {"name": "weather", "description": "Weather by city", "parameters": schema}}
+        {
+            "type": "function",
+            "function": {"name": "weather", "description": "Weather by city", "parameters": schema},
+        }
     ]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
 
@@ -236,6 +239,7 @@ def test_connection_is_reused_across_calls(fake: FakeOpenAI) -> None:
     asyncio.run(twice())
     assert len(fake.requests) == 2
     assert fake.connections == 1  # the body is read to its end after [DONE], so keep-alive works
+    assert not fake.disconnected.is_set()  # finishing normally is not a disconnect
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -250,7 +254,9 @@ def test_retryable_statuses(fake: FakeOpenAI, status: int) -> None:
     assert_clean(exc, fake)
 
 
-def test_client_error_is_not_retryable_and_keeps_the_upstream_message_without_secrets(fake: FakeOpenAI) -> None:
+def test_client_error_is_not_retryable_and_keeps_the_upstream_message_without_secrets(
+    fake: FakeOpenAI,
+) -> None:
     leak = f"Incorrect API key provided: {KEY}. See {fake.base_url}/docs. " + "x" * 500
     fake.enqueue(Reply(status=400, error=leak))
     _, exc = fails(provider(fake, api_key_param="k"), ModelCall(messages=USER))

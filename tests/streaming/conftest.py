@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 import httpx
 import orjson
 import pytest
 
-from tests.conftest import AUTH, put_project, table_items
+from tests.conftest import AUTH, CONFIG_DIR, DEV_KEY, completion_items, put_project
 from tests.fakes.bedrock_server import FakeBedrock
 from tests.fakes.openai_server import FakeOpenAI
 from tests.servers import serve_app
@@ -37,6 +38,10 @@ class Saves:
                 raise AssertionError(f"expected {count} stored outcome(s), saw {self.statuses}")
             return list(self.statuses)
 
+    def clear(self) -> None:
+        with self.cond:
+            self.statuses.clear()
+
 
 @dataclass
 class Gateway:
@@ -55,15 +60,29 @@ class Gateway:
             response = client.post(CHAT, json=body)
             assert response.status_code == 200, response.text
         self.saves.wait(1)
-        with self.saves.cond:
-            self.saves.statuses.clear()
+        self.saves.clear()
 
 
-@pytest.fixture
-def gateway(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
-    """The app on a real uvicorn; `saves` says when (and with what status) records were written."""
+@dataclass
+class Stack:
+    gateway: Gateway
+    openai: FakeOpenAI
+    bedrock: FakeBedrock
+
+
+@pytest.fixture(scope="package")
+def stack() -> Iterator[Stack]:
+    """moto (as the `aws` fixture sets it up), the app under uvicorn and the fake upstreams, once
+    for the package: building AWS clients and servers per test would cost ~2 s a test. Tests get
+    them through `gateway`, `openai_fake` and `bedrock_fake`, which reset what a test can change,
+    and name their projects uniquely (project config is cached by the app)."""
+    from moto import mock_aws
+
+    from handler import aws as aws_clients
+    from handler import wiring
     from handler.api.app import create_app
     from handler.completions.service import CompletionService, Outcome
+    from handler.local.bootstrap import LOCAL_ENV, create_resources, load_configs
 
     saves = Saves()
     original = CompletionService.save
@@ -74,31 +93,56 @@ def gateway(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Ga
         finally:
             saves.add(outcome.status)
 
-    monkeypatch.setattr(CompletionService, "save", save)
-    with serve_app(create_app()) as url:
-        gateway = Gateway(url, saves)
-        gateway.warm()
-        yield gateway
+    with pytest.MonkeyPatch.context() as mp, FakeOpenAI() as openai_fake, FakeBedrock() as bedrock_fake:
+        mp.delenv("AWS_ENDPOINT_URL", raising=False)
+        for key, value in {**LOCAL_ENV, "AUTH_MODE": "dev", "DEV_API_KEY": DEV_KEY}.items():
+            mp.setenv(key, value)
+        # botocore reaches the fake Bedrock over real HTTP: moto only answers AWS hostnames.
+        mp.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bedrock_fake.url)
+        mp.setattr(CompletionService, "save", save)
+        with mock_aws():
+            session = boto3.session.Session()
+            env = dict(LOCAL_ENV)
+            env.update(create_resources(session, env))
+            for key, value in env.items():
+                mp.setenv(key, value)
+            load_configs(session, CONFIG_DIR, env["CONFIG_PREFIX"])
+            aws_clients.reset_clients()
+            wiring.reset()
+            aws_clients.client("bedrock-runtime")  # made now, not inside a test's max_ttft_ms window
+            try:
+                with serve_app(create_app()) as url:
+                    gateway = Gateway(url, saves)
+                    gateway.warm()
+                    yield Stack(gateway, openai_fake, bedrock_fake)
+            finally:
+                aws_clients.reset_clients()
+                wiring.reset()
 
 
 @pytest.fixture
-def openai_fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
+def gateway(stack: Stack) -> Gateway:
+    """The app on a real uvicorn, with no stored records yet; `saves` says when (and with what
+    status) records were written."""
+    dynamodb = boto3.client("dynamodb")
+    keys = [{"pk": i["pk"], "sk": i["sk"]} for i in dynamodb.scan(TableName="chat-gateway").get("Items", [])]
+    for start in range(0, len(keys), 25):
+        requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+        dynamodb.batch_write_item(RequestItems={"chat-gateway": requests})
+    stack.gateway.saves.clear()
+    return stack.gateway
 
 
 @pytest.fixture
-def bedrock_fake(monkeypatch: pytest.MonkeyPatch, aws: dict[str, str]) -> Iterator[FakeBedrock]:
-    """A fake Bedrock runtime; botocore reaches it over real HTTP (moto matches only AWS hosts)."""
-    from handler import aws as aws_clients
+def openai_fake(stack: Stack) -> FakeOpenAI:
+    stack.openai.reset()
+    return stack.openai
 
-    with FakeBedrock() as fake:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", fake.url)
-        # The `aws` fixture began with no clients and nothing has made a Bedrock one since: make it
-        # now (other clients stay warm), not inside a test's max_ttft_ms window.
-        aws_clients.client("bedrock-runtime")
-        yield fake
-    aws_clients.reset_clients()
+
+@pytest.fixture
+def bedrock_fake(stack: Stack) -> FakeBedrock:
+    stack.bedrock.reset()
+    return stack.bedrock
 
 
 def project(name: str, models: dict[str, dict[str, Any]], default: str | None = None, **extra: Any) -> str:
@@ -109,7 +153,7 @@ def project(name: str, models: dict[str, dict[str, Any]], default: str | None = 
 
 def records() -> list[dict[str, Any]]:
     """The stored completion records (their JSON bodies), in index order."""
-    bodies = [orjson.loads(item["body"]["S"]) for item in table_items() if "body" in item]
+    bodies = [orjson.loads(item["body"]["S"]) for item in completion_items()]
     return sorted(bodies, key=lambda r: (r["request_id"], r["index"]))
 
 

@@ -63,7 +63,12 @@ def test_no_fallback_in_time_is_a_504_and_both_calls_are_cancelled(
     project(
         "late",
         {
-            "slow": {"provider": "openai", "base_url": openai_fake.base_url, "model": "s", "fallbacks": ["br"]},
+            "slow": {
+                "provider": "openai",
+                "base_url": openai_fake.base_url,
+                "model": "s",
+                "fallbacks": ["br"],
+            },
             "br": {"provider": "bedrock", "model_id": "anthropic.slow-v1:0"},
         },
     )

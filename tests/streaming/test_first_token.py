@@ -71,7 +71,9 @@ def test_bedrock_first_token_while_upstream_is_held(gateway: Gateway, bedrock_fa
     assert record["content"] == "Hello from Bedrock" and record["usage"]["total_tokens"] == 10
 
 
-def test_echo_first_token_before_the_second_is_produced(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_echo_first_token_before_the_second_is_produced(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Echo has no gate of its own: it is paced (one token per 0.4 s). The test watches what echo
     yields, and the first chunk must reach the client before echo has produced its second token."""
     from handler.providers import base

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import pytest
 
+from tests.conftest import EVENTS_DIR
 from tests.streaming.conftest import CHAT, Gateway, chat, data_lines, project, records
 
 
@@ -41,7 +43,9 @@ def test_every_chunk_has_the_wire_fields_and_the_stream_ends_with_done(gateway: 
         assert delta["role"] == "assistant"
         assert isinstance(delta["content"], str)
     # Every chunk but the last carries text; the last has empty content and the finish reason.
-    assert all(c["choices"][0]["delta"]["content"] and c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+    assert all(
+        c["choices"][0]["delta"]["content"] and c["choices"][0]["finish_reason"] is None for c in chunks[:-1]
+    )
     assert chunks[-1]["choices"][0]["delta"]["content"] == ""
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == "Hello there, world"
@@ -125,3 +129,23 @@ def test_error_before_the_first_token_is_a_plain_json_error(gateway: Gateway) ->
         response = client.post(CHAT, json=chat("demo", n=1000))
         assert response.status_code == 400
         assert response.json()["error"]["param"] == "n"
+
+
+def test_the_streaming_event_streams_when_replayed_as_the_web_adapter_does(gateway: Gateway) -> None:
+    """events/chat_completion_stream.json is an API Gateway REST event for the streamed route; the
+    Lambda Web Adapter turns it into this HTTP request to uvicorn."""
+    event = json.loads((EVENTS_DIR / "chat_completion_stream.json").read_text())
+    assert event["resource"] == event["path"] == CHAT and event["httpMethod"] == "POST"
+    body = json.loads(event["body"])
+    assert body["stream"] is True
+    with (
+        gateway.client() as client,
+        client.stream("POST", event["path"], content=event["body"], headers=event["headers"]) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = list(data_lines(response.iter_lines()))
+    assert events[-1] == "[DONE]" and events[-2]["choices"] == [] and events[-2]["usage"]["total_tokens"] > 0
+    assert (
+        "".join(e["choices"][0]["delta"]["content"] for e in events[:-2]) == body["messages"][-1]["content"]
+    )

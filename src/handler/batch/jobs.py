@@ -1,17 +1,21 @@
-"""Batch records, their counters and their per-line results, in the gateway's DynamoDB table.
+"""Batch records, their counter and their per-line results, in the gateway's DynamoDB table.
 
 ```
-batch   pk=BATCH#{id}  sk=BATCH           status, counts, keys, timestamps; gsi2pk=BATCHES gsi2sk={created_us}#{id}
-result  pk=BATCH#{id}  sk=LINE#{index:09}  the output line (or the S3 key of a large one); TTL expires_at
+batch    pk=BATCH#{id}  sk=BATCH            status, keys, timestamps, project; gsi2pk=BATCHES gsi2sk={created_us}#{id}
+counter  pk=BATCH#{id}  sk=COUNTER          total, done, completed, failed, seen (number set of message numbers)
+result   pk=BATCH#{id}  sk=LINE#{index:09}  the output line (or the S3 key of a large one); TTL expires_at
 ```
-Exactly once per line: a message's result items are written in one transaction with the counter
-update, each result conditional on not existing yet. A redelivered message finds its results there
-and the transaction refuses to count them again. Low-level client calls, like the completion store.
+Exactly once per line, without transactions: the splitter numbers its messages, and a worker counts
+a message's lines with one conditional update of the counter item, `ADD seen :{n}, done :lines, ...
+IF NOT contains(seen, n)`. A redelivered (or re-sent) message fails the condition and counts nothing.
+The update returns the new counts: the worker whose update makes `done == total` assembles (after
+winning a conditional claim, which also lets a redelivery take over from an assembler that died).
+The counter is its own item so that the listing index (GSI2) is not rewritten on every update.
+Low-level client calls, like the completion store.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ from pydantic import BaseModel, Field
 
 BatchStatus = Literal["validating", "in_progress", "completed", "failed"]
 _LIST_PARTITION = "BATCHES"
+_BATCH_WRITE = 25
 
 
 class BatchJob(BaseModel):
@@ -33,6 +38,7 @@ class BatchJob(BaseModel):
     status: BatchStatus = "validating"
     input_etag: str | None = None
     total: int | None = None  # known once the whole input file has been read
+    done: int = 0
     completed: int = 0
     failed: int = 0
     created_at: float = Field(default_factory=time.time)
@@ -41,14 +47,10 @@ class BatchJob(BaseModel):
     failed_at: float | None = None
     error: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
-
-    @property
-    def done(self) -> int:
-        return self.completed + self.failed
-
-    @property
-    def all_done(self) -> bool:
-        return self.status == "in_progress" and self.total is not None and self.done >= self.total
+    # How the splitter packs lines into messages: fixed at creation, so that a re-split after a
+    # crash numbers the same lines the same way even if the settings changed in between.
+    lines_per_message: int = 10
+    message_bytes: int = 192_000
 
     def public(self) -> dict[str, Any]:
         """The wire shape of `GET /api/v1/batches/{id}` (timestamps in Unix seconds, like OpenAI's)."""
@@ -84,48 +86,89 @@ class LineResult:
     part: str | None = None
 
 
-class BatchNotFound(Exception):
-    pass
+@dataclass(frozen=True)
+class Counts:
+    total: int | None
+    done: int
+    completed: int
+    failed: int
+    assembled: bool = False
+
+    @property
+    def all_done(self) -> bool:
+        return self.total is not None and self.done >= self.total
 
 
 def batch_key(batch_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "BATCH"}}
 
 
+def counter_key(batch_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "COUNTER"}}
+
+
 def result_key(batch_id: str, index: int) -> dict[str, Any]:
     return {"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": f"LINE#{index:09d}"}}
 
 
-_OPTIONAL_NUMBERS = ("total", "in_progress_at", "completed_at", "failed_at")
+_OPTIONAL_NUMBERS = (
+    "total",
+    "in_progress_at",
+    "completed_at",
+    "failed_at",
+    "lines_per_message",
+    "message_bytes",
+)
 _OPTIONAL_STRINGS = ("project", "input_etag", "error")
+_INTS = ("total", "lines_per_message", "message_bytes")
+# The counter item without its (large) set of message numbers.
+_COUNTER_PROJECTION = "#total, #done, completed, failed, assembled"
+_COUNTER_NAMES = {"#total": "total", "#done": "done"}
 
 
-def job_from_item(item: dict[str, Any]) -> BatchJob:
+def _n(item: dict[str, Any], name: str) -> int:
+    return int(item[name]["N"]) if name in item else 0
+
+
+def counts_from_item(item: dict[str, Any]) -> Counts:
+    return Counts(
+        total=int(item["total"]["N"]) if "total" in item else None,
+        done=_n(item, "done"),
+        completed=_n(item, "completed"),
+        failed=_n(item, "failed"),
+        assembled=bool(item.get("assembled", {}).get("BOOL", False)),
+    )
+
+
+def job_from_items(item: dict[str, Any], counter: dict[str, Any] | None) -> BatchJob:
     data: dict[str, Any] = {
         "id": item["id"]["S"],
         "source": item["source"]["S"],
         "input_key": item["input_key"]["S"],
         "output_key": item["output_key"]["S"],
         "status": item["status"]["S"],
-        "completed": int(item.get("completed", {"N": "0"})["N"]),
-        "failed": int(item.get("failed", {"N": "0"})["N"]),
         "created_at": float(item["created_at"]["N"]),
         "metadata": orjson.loads(item["metadata"]["S"]) if "metadata" in item else {},
     }
     for name in _OPTIONAL_NUMBERS:
         if name in item:
-            data[name] = float(item[name]["N"])
+            data[name] = int(item[name]["N"]) if name in _INTS else float(item[name]["N"])
     for name in _OPTIONAL_STRINGS:
         if name in item:
             data[name] = item[name]["S"]
-    if "total" in data:
-        data["total"] = int(data["total"])
+    # Live counts from the counter; the batch item keeps a copy of the final ones.
+    source = counter if counter is not None else item
+    data.update(done=_n(source, "done"), completed=_n(source, "completed"), failed=_n(source, "failed"))
     return BatchJob.model_validate(data)
 
 
 def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
+
+
+def _conditional_failed(exc: Exception) -> bool:
+    return _error_code(exc) == "ConditionalCheckFailedException"
 
 
 class BatchTable:
@@ -145,7 +188,7 @@ class BatchTable:
     # --- the batch record ------------------------------------------------------------------------
 
     def create(self, job: BatchJob) -> bool:
-        """Write a new record; False when a record with this id exists (a duplicate start event)."""
+        """Write a new record; False when a record with this id exists (a repeated start event)."""
         item: dict[str, Any] = {
             **batch_key(job.id),
             "type": {"S": "batch"},
@@ -154,11 +197,10 @@ class BatchTable:
             "input_key": {"S": job.input_key},
             "output_key": {"S": job.output_key},
             "status": {"S": job.status},
-            "completed": {"N": "0"},
-            "failed": {"N": "0"},
-            "done": {"N": "0"},  # completed + failed, kept apart for the assembly claim's condition
             "created_at": {"N": repr(job.created_at)},
             "metadata": {"S": orjson.dumps(job.metadata).decode()},
+            "lines_per_message": {"N": str(job.lines_per_message)},
+            "message_bytes": {"N": str(job.message_bytes)},
             "gsi2pk": {"S": _LIST_PARTITION},
             "gsi2sk": {"S": f"{int(job.created_at * 1_000_000):017d}#{job.id}"},
         }
@@ -167,19 +209,56 @@ class BatchTable:
             if value is not None:
                 item[name] = {"S": value}
         try:
-            self.client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+            self.client.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
         except Exception as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if _conditional_failed(exc):
                 return False
             raise
         return True
 
     def get(self, batch_id: str) -> BatchJob | None:
-        item = self.client.get_item(TableName=self._table, Key=batch_key(batch_id), ConsistentRead=True).get("Item")
-        return job_from_item(item) if item else None
+        """The record with its live counts (one query: the batch item and the counter item)."""
+        page = self.client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :batch AND :counter",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"BATCH#{batch_id}"},
+                ":batch": {"S": "BATCH"},
+                ":counter": {"S": "COUNTER"},
+            },
+            ConsistentRead=True,
+        )
+        items = {item["sk"]["S"]: item for item in page.get("Items", [])}
+        if "BATCH" not in items:
+            return None
+        return job_from_items(items["BATCH"], items.get("COUNTER"))
 
-    def start(self, batch_id: str, total: int, project: str | None) -> BatchJob:
-        """The whole file is queued: `validating` -> `in_progress` with its total (idempotent)."""
+    def counts(self, batch_id: str) -> Counts:
+        item = self.client.get_item(
+            TableName=self._table,
+            Key=counter_key(batch_id),
+            ConsistentRead=True,
+            ProjectionExpression=_COUNTER_PROJECTION,
+            ExpressionAttributeNames=_COUNTER_NAMES,
+        ).get("Item", {})
+        return counts_from_item(item)
+
+    def start(self, batch_id: str, total: int, project: str | None) -> Counts:
+        """The whole file is queued: the total goes to the counter, then the record is `in_progress`.
+
+        In that order: the counter decides completion, and a splitter that dies between the two
+        writes is retried (S3 retries the event) and finds the record still `validating`.
+        """
+        counter = self.client.update_item(
+            TableName=self._table,
+            Key=counter_key(batch_id),
+            UpdateExpression="SET #total = :total",
+            ExpressionAttributeNames={"#total": "total"},
+            ExpressionAttributeValues={":total": {"N": str(total)}},
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
         names = {"#status": "status", "#total": "total"}
         values: dict[str, Any] = {
             ":validating": {"S": "validating"},
@@ -190,26 +269,21 @@ class BatchTable:
         update = "SET #status = :in_progress, #total = :total, in_progress_at = :now"
         if project is not None:
             update += ", #project = if_not_exists(#project, :project)"
-            values[":project"] = {"S": project}
             names["#project"] = "project"
+            values[":project"] = {"S": project}
         try:
-            item = self.client.update_item(
+            self.client.update_item(
                 TableName=self._table,
                 Key=batch_key(batch_id),
                 UpdateExpression=update,
                 ConditionExpression="attribute_exists(pk) AND #status = :validating",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-            return job_from_item(item)
+            )
         except Exception as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if not _conditional_failed(exc):  # already started (or finished) by another splitter
                 raise
-        job = self.get(batch_id)  # another splitter of the same file got there first
-        if job is None:
-            raise BatchNotFound(batch_id)
-        return job
+        return counts_from_item(counter)
 
     def fail(self, batch_id: str, message: str) -> None:
         """The batch as a whole cannot run (its input is missing, changed or empty)."""
@@ -218,92 +292,72 @@ class BatchTable:
                 TableName=self._table,
                 Key=batch_key(batch_id),
                 UpdateExpression="SET #status = :failed, failed_at = :now, #error = :error",
-                ConditionExpression="attribute_exists(pk) AND #status <> :completed",
+                ConditionExpression="attribute_exists(pk) AND #status = :validating",
                 ExpressionAttributeNames={"#status": "status", "#error": "error"},
                 ExpressionAttributeValues={
                     ":failed": {"S": "failed"},
-                    ":completed": {"S": "completed"},
+                    ":validating": {"S": "validating"},
                     ":now": {"N": repr(time.time())},
                     ":error": {"S": message[:1000]},
                 },
             )
         except Exception as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if not _conditional_failed(exc):
                 raise
 
     # --- results and counters --------------------------------------------------------------------
 
-    def _result_item(self, batch_id: str, result: LineResult, expires_at: int) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            **result_key(batch_id, result.index),
-            "type": {"S": "batch_result"},
-            "ok": {"BOOL": result.ok},
-            "expires_at": {"N": str(expires_at)},
-        }
-        if result.part is not None:
-            item["part"] = {"S": result.part}
-        else:
-            item["line"] = {"S": result.line or ""}
-        return item
+    def write_results(self, batch_id: str, results: Sequence[LineResult]) -> None:
+        """Put the result items (a rewrite by a redelivery puts the same lines again)."""
+        expires_at = str(int(time.time()) + self._ttl_s)
+        requests = []
+        for r in results:
+            item: dict[str, Any] = {
+                **result_key(batch_id, r.index),
+                "type": {"S": "batch_result"},
+                "ok": {"BOOL": r.ok},
+                "expires_at": {"N": expires_at},
+            }
+            if r.part is not None:
+                item["part"] = {"S": r.part}
+            else:
+                item["line"] = {"S": r.line or ""}
+            requests.append({"PutRequest": {"Item": item}})
+        for start in range(0, len(requests), _BATCH_WRITE):
+            pending = {self._table: requests[start : start + _BATCH_WRITE]}
+            for attempt in range(8):
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            if pending:
+                raise RuntimeError(f"batch {batch_id}: DynamoDB left result items unprocessed")
 
-    def record_results(self, batch_id: str, results: Sequence[LineResult]) -> int:
-        """Write the results not written yet and count exactly those. Returns how many were new.
-
-        One transaction: every result conditional on not existing, plus the counter update. When
-        some results already exist (a redelivery, or a re-split that grouped lines differently),
-        the transaction is retried with only the others.
-        """
-        pending = {r.index: r for r in results}
-        attempt = 0
-        while pending:
-            expires_at = int(time.time()) + self._ttl_s
-            batch = [pending[i] for i in sorted(pending)]
-            ok = sum(1 for r in batch if r.ok)
-            items: list[dict[str, Any]] = [
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": self._result_item(batch_id, r, expires_at),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for r in batch
-            ]
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": batch_key(batch_id),
-                        "UpdateExpression": "ADD completed :ok, failed :failed, #done :done SET updated_at = :now",
-                        "ExpressionAttributeNames": {"#done": "done"},
-                        "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeValues": {
-                            ":ok": {"N": str(ok)},
-                            ":failed": {"N": str(len(batch) - ok)},
-                            ":done": {"N": str(len(batch))},
-                            ":now": {"N": repr(time.time())},
-                        },
-                    }
-                }
-            )
-            try:
-                self.client.transact_write_items(TransactItems=items)
-                return len(batch)
-            except Exception as exc:
-                if _error_code(exc) not in ("TransactionCanceledException", "TransactionConflictException"):
-                    raise
-                reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
-            if reasons and reasons[-1] == "ConditionalCheckFailed":
-                raise BatchNotFound(batch_id)
-            written = [r.index for r, code in zip(batch, reasons, strict=False) if code == "ConditionalCheckFailed"]
-            for index in written:
-                pending.pop(index)
-            if not written:  # a conflict with a concurrent transaction on the counter: back off, retry
-                attempt += 1
-                if attempt > 12:
-                    raise RuntimeError(f"batch {batch_id}: counter update kept conflicting")
-                time.sleep(random.uniform(0, min(0.02 * 2**attempt, 1.0)))
-        return 0
+    def count(self, batch_id: str, seq: int, results: Sequence[LineResult]) -> Counts | None:
+        """Count message `seq`'s lines, once. The new counts, or None if it was counted before."""
+        ok = sum(1 for r in results if r.ok)
+        try:
+            item = self.client.update_item(
+                TableName=self._table,
+                Key=counter_key(batch_id),
+                UpdateExpression="ADD seen :seqs, #done :done, completed :ok, failed :failed SET updated_at = :now",
+                ConditionExpression="NOT contains(seen, :seq)",
+                ExpressionAttributeNames={"#done": "done"},
+                ExpressionAttributeValues={
+                    ":seqs": {"NS": [str(seq)]},
+                    ":seq": {"N": str(seq)},
+                    ":done": {"N": str(len(results))},
+                    ":ok": {"N": str(ok)},
+                    ":failed": {"N": str(len(results) - ok)},
+                    ":now": {"N": repr(time.time())},
+                },
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except Exception as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+        return counts_from_item(item)
 
     def results(self, batch_id: str) -> Iterator[dict[str, Any]]:
         """Result items in input order."""
@@ -328,41 +382,50 @@ class BatchTable:
         try:
             self.client.update_item(
                 TableName=self._table,
-                Key=batch_key(batch_id),
+                Key=counter_key(batch_id),
                 UpdateExpression="SET assembler = :token, assembler_until = :until",
                 ConditionExpression=(
-                    "#status = :in_progress AND #done = #total "
+                    "#done = #total AND attribute_not_exists(assembled) "
                     "AND (attribute_not_exists(assembler_until) OR assembler_until < :now)"
                 ),
-                ExpressionAttributeNames={"#status": "status", "#total": "total", "#done": "done"},
+                ExpressionAttributeNames={"#total": "total", "#done": "done"},
                 ExpressionAttributeValues={
-                    ":in_progress": {"S": "in_progress"},
                     ":token": {"S": token},
                     ":until": {"N": repr(now + lease_s)},
                     ":now": {"N": repr(now)},
                 },
             )
         except Exception as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if _conditional_failed(exc):
                 return False
             raise
         return True
 
-    def complete(self, batch_id: str, token: str) -> BatchJob:
-        item = self.client.update_item(
+    def complete(self, batch_id: str, token: str, counts: Counts) -> None:
+        """The output is written: the record says so (with the final counts), then the counter."""
+        self.client.update_item(
             TableName=self._table,
             Key=batch_key(batch_id),
-            UpdateExpression="SET #status = :completed, completed_at = :now REMOVE assembler, assembler_until",
-            ConditionExpression="assembler = :token",
-            ExpressionAttributeNames={"#status": "status"},
+            UpdateExpression=(
+                "SET #status = :completed, completed_at = :now, #done = :done, completed = :ok, failed = :failed"
+            ),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#status": "status", "#done": "done"},
             ExpressionAttributeValues={
                 ":completed": {"S": "completed"},
                 ":now": {"N": repr(time.time())},
-                ":token": {"S": token},
+                ":done": {"N": str(counts.done)},
+                ":ok": {"N": str(counts.completed)},
+                ":failed": {"N": str(counts.failed)},
             },
-            ReturnValues="ALL_NEW",
-        )["Attributes"]
-        return job_from_item(item)
+        )
+        self.client.update_item(
+            TableName=self._table,
+            Key=counter_key(batch_id),
+            UpdateExpression="SET assembled = :true REMOVE assembler_until",
+            ConditionExpression="assembler = :token",
+            ExpressionAttributeValues={":true": {"BOOL": True}, ":token": {"S": token}},
+        )
 
     # --- listing ---------------------------------------------------------------------------------
 
@@ -386,23 +449,41 @@ class BatchTable:
             kwargs["ExpressionAttributeNames"] = {"#project": "project"}
             kwargs["ExpressionAttributeValues"].update({f":p{i}": {"S": p} for i, p in enumerate(names)})
         if after:
-            batch_id = after.partition("#")[2]
             kwargs["ExclusiveStartKey"] = {
-                **batch_key(batch_id),
+                **batch_key(after.partition("#")[2]),
                 "gsi2pk": {"S": _LIST_PARTITION},
                 "gsi2sk": {"S": after},
             }
-        jobs: list[BatchJob] = []
+        items: list[dict[str, Any]] = []
         cursor: str | None = None
         for _ in range(10):  # a filtered page can be short: read on, a few pages at most
             page = self.client.query(**kwargs)
-            jobs.extend(job_from_item(item) for item in page.get("Items", []))
+            items.extend(page.get("Items", []))
             last = page.get("LastEvaluatedKey")
             cursor = last["gsi2sk"]["S"] if last else None
-            if cursor is None or len(jobs) >= limit:
+            if last is None or len(items) >= limit:
                 break
             kwargs["ExclusiveStartKey"] = last
-        if len(jobs) > limit:
-            jobs = jobs[:limit]
-            cursor = f"{int(jobs[-1].created_at * 1_000_000):017d}#{jobs[-1].id}"
-        return jobs, cursor
+        if len(items) > limit:
+            items = items[:limit]
+            cursor = items[-1]["gsi2sk"]["S"]
+        counters = self._counters([item["id"]["S"] for item in items])
+        return [job_from_items(item, counters.get(item["id"]["S"])) for item in items], cursor
+
+    def _counters(self, batch_ids: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(batch_ids), 100):
+            keys = [counter_key(b) for b in batch_ids[start : start + 100]]
+            request = {
+                self._table: {
+                    "Keys": keys,
+                    "ProjectionExpression": f"pk, {_COUNTER_PROJECTION}",
+                    "ExpressionAttributeNames": _COUNTER_NAMES,
+                }
+            }
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    out[item["pk"]["S"].removeprefix("BATCH#")] = item
+                request = response.get("UnprocessedKeys") or {}
+        return out

@@ -84,7 +84,9 @@ class LineChecker:
             return Work(index, error=("missing_custom_id", "custom_id: required, a non-empty string"))
         if custom_id in self.seen:
             return Work(
-                index, custom_id, error=("duplicate_custom_id", f"custom_id {custom_id!r} is used by an earlier line")
+                index,
+                custom_id,
+                error=("duplicate_custom_id", f"custom_id {custom_id!r} is used by an earlier line"),
             )
         self.seen.add(custom_id)
         method = obj.get("method", "POST")
@@ -92,7 +94,9 @@ class LineChecker:
             return Work(index, custom_id, error=("invalid_method", "method: only POST is supported"))
         url = obj.get("url", "/api/v1/chat/completions")
         if url not in CHAT_URLS:
-            return Work(index, custom_id, error=("invalid_url", "url: only /api/v1/chat/completions is supported"))
+            return Work(
+                index, custom_id, error=("invalid_url", "url: only /api/v1/chat/completions is supported")
+            )
         body = obj.get("body")
         if not isinstance(body, dict):
             return Work(index, custom_id, error=("invalid_body", "body: required, a JSON object"))

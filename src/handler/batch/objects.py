@@ -58,7 +58,9 @@ class Blobs:
             if code in ("NoSuchKey", "404"):
                 raise InputUnavailable(f"input s3://{self.bucket}/{key} does not exist") from None
             if code in ("PreconditionFailed", "412"):
-                raise InputUnavailable(f"input s3://{self.bucket}/{key} changed since the batch started") from None
+                raise InputUnavailable(
+                    f"input s3://{self.bucket}/{key} changed since the batch started"
+                ) from None
             raise
         pending = b""
         for chunk in body.iter_chunks(chunk_size=1024 * 1024):
@@ -108,7 +110,9 @@ class Blobs:
             raise
 
     def _part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
-        etag = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+        etag = self.client.upload_part(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
         return {"PartNumber": number, "ETag": etag["ETag"]}
 
 
@@ -128,7 +132,9 @@ class WorkQueue:
         return self._client
 
     def send(self, body: dict[str, Any], kind: str) -> None:
-        self.client.send_message(QueueUrl=self.url, MessageBody=orjson.dumps(body).decode(), MessageAttributes=_attrs(kind))
+        self.client.send_message(
+            QueueUrl=self.url, MessageBody=orjson.dumps(body).decode(), MessageAttributes=_attrs(kind)
+        )
 
     def send_batches(self, bodies: Iterable[dict[str, Any]], kind: str, threads: int) -> int:
         """Send every body, ten per call from `threads` threads; returns how many. Raises on failure."""
@@ -165,7 +171,8 @@ class WorkQueue:
 
     def _send_ten(self, group: list[str], kind: str) -> None:
         entries = [
-            {"Id": str(i), "MessageBody": body, "MessageAttributes": _attrs(kind)} for i, body in enumerate(group)
+            {"Id": str(i), "MessageBody": body, "MessageAttributes": _attrs(kind)}
+            for i, body in enumerate(group)
         ]
         for _ in range(5):
             response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
@@ -201,4 +208,6 @@ class Replies:
         )
         if response.get("FailedEntryCount"):
             entry = response["Entries"][0]
-            raise RuntimeError(f"EventBridge refused the reply: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}")
+            raise RuntimeError(
+                f"EventBridge refused the reply: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+            )

@@ -70,16 +70,12 @@ class Runtime:
         """`POST /api/v1/batches` queued this batch: split it here, where there are 15 minutes."""
         import orjson
 
-        from handler.batch.assemble import maybe_assemble
-
         batch_id = orjson.loads(delivery.body)["batch_id"]
         job = self.table.get(batch_id)
         if job is None:
             logger.warning("split requested for an unknown batch", extra={"batch_id": batch_id})
             return
-        if job.status == "validating":
-            job = self.splitter.split(job)
-        maybe_assemble(self.table, self.blobs, job.id, self.batch.batch_assembly_lease_s)
+        self.splitter.resume(job)
 
     def start(self, job: BatchJob) -> None:
         """Record an API-created batch and queue its split."""
@@ -103,22 +99,23 @@ def runtime() -> Runtime:
 
 def handle_s3_event(event: dict[str, Any]) -> dict[str, Any]:
     """S3 ObjectCreated records: start a batch per input file."""
-    from handler.batch.assemble import maybe_assemble
-
     rt = runtime()
     batches = []
     for record in event.get("Records", []):
         s3 = record.get("s3", {})
-        bucket = s3.get("bucket", {}).get("name", "")
         obj = s3.get("object", {})
-        key = unquote_plus(obj.get("key", ""))
         etag = obj.get("eTag")
-        job = rt.splitter.on_object_created(bucket, key, f'"{etag}"' if etag else None, obj.get("sequencer"))
-        if job is None:
-            continue
-        # Every line may already be done (tiny files, or a repeated event): the splitter can be last.
-        job = maybe_assemble(rt.table, rt.blobs, job.id, rt.batch.batch_assembly_lease_s) or rt.table.get(job.id) or job
-        batches.append({"id": job.id, "status": job.status, "input_key": job.input_key, "output_key": job.output_key})
+        batch_id = rt.splitter.on_object_created(
+            s3.get("bucket", {}).get("name", ""),
+            unquote_plus(obj.get("key", "")),
+            f'"{etag}"' if etag else None,
+            obj.get("sequencer"),
+        )
+        job = rt.table.get(batch_id) if batch_id else None
+        if job is not None:
+            batches.append(
+                {"id": job.id, "status": job.status, "input_key": job.input_key, "output_key": job.output_key}
+            )
     return {"batches": batches}
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from handler.batch.assemble import maybe_assemble
 from handler.batch.config import BatchSettings
-from handler.batch.jobs import BatchJob, BatchTable
+from handler.batch.jobs import BatchJob, BatchTable, Counts
 from handler.batch.lines import LineChecker, Packer, Work, model_project, stable_uuid
 from handler.batch.objects import KIND_LINES, Blobs, InputUnavailable, WorkQueue
 from handler.observability import logger
@@ -23,7 +24,9 @@ PARTS_PREFIX = "batches/parts/"
 
 def output_key_for(input_key: str) -> str:
     """`batches/input/a/b.jsonl` -> `batches/output/a/b.jsonl`; any other key -> its file name."""
-    name = input_key[len(INPUT_PREFIX) :] if input_key.startswith(INPUT_PREFIX) else input_key.rsplit("/", 1)[-1]
+    name = (
+        input_key[len(INPUT_PREFIX) :] if input_key.startswith(INPUT_PREFIX) else input_key.rsplit("/", 1)[-1]
+    )
     name = name.removesuffix(".jsonl")
     return f"{OUTPUT_PREFIX}{name}.jsonl"
 
@@ -43,15 +46,15 @@ class Splitter:
         self.settings = settings
         self.max_line_bytes = max_line_bytes
 
-    def on_object_created(self, bucket: str, key: str, etag: str | None, sequencer: str | None) -> BatchJob | None:
-        """Start (or, for a repeated event, resume) the batch of an uploaded input file."""
+    def on_object_created(self, bucket: str, key: str, etag: str | None, sequencer: str | None) -> str | None:
+        """Start (or, for a repeated event, resume) the batch of an uploaded input file: its id."""
         if not key.startswith(INPUT_PREFIX) or not key.endswith(".jsonl"):
             logger.info("object ignored: not a batch input", extra={"key": key})
             return None
         if bucket != self.blobs.bucket:
             logger.warning("object ignored: not the stack's bucket", extra={"bucket": bucket, "key": key})
             return None
-        job = BatchJob(
+        job = self.new_job(
             id=batch_id_for_object(bucket, key, sequencer or etag or ""),
             source="s3",
             input_key=key,
@@ -60,33 +63,59 @@ class Splitter:
         )
         if not self.table.create(job):
             existing = self.table.get(job.id)
-            if existing is None or existing.status != "validating":
-                logger.info("repeated S3 event for a started batch", extra={"batch_id": job.id})
-                return existing
-            job = existing  # the previous attempt stopped while queueing: queue again (workers dedupe)
-        return self.split(job)
+            if existing is None:
+                return None
+            logger.info("repeated S3 event", extra={"batch_id": job.id, "status": existing.status})
+            job = existing
+        self.resume(job)
+        return job.id
 
-    def split(self, job: BatchJob) -> BatchJob:
-        """Queue every line of the job's input; then the job is `in_progress` with its total."""
+    def resume(self, job: BatchJob) -> None:
+        """Split a `validating` job (again, if an earlier attempt stopped while queueing: workers
+        dedupe); then assemble if every line is done already (a tiny file, or an assembler that died).
+        """
+        counts = None
+        if job.status == "validating":
+            counts = self.split(job)
+            if counts is None:
+                return
+        if job.status in ("validating", "in_progress"):
+            maybe_assemble(self.table, self.blobs, job.id, self.settings.batch_assembly_lease_s, counts)
+
+    def new_job(self, **fields: Any) -> BatchJob:
+        return BatchJob(
+            lines_per_message=self.settings.batch_lines_per_message,
+            message_bytes=self.settings.batch_message_bytes,
+            **fields,
+        )
+
+    def split(self, job: BatchJob) -> Counts | None:
+        """Queue every line of the job's input; then the job is `in_progress` with its total.
+
+        Returns the counter after the total was set (every line may be done already), or None when
+        the batch failed as a whole.
+        """
         logger.info("batch splitting", extra={"batch_id": job.id, "input_key": job.input_key})
         state: dict[str, Any] = {"total": 0, "project": job.project}
         try:
-            sent = self.queue.send_batches(self._messages(job, state), KIND_LINES, self.settings.batch_send_threads)
+            sent = self.queue.send_batches(
+                self._messages(job, state), KIND_LINES, self.settings.batch_send_threads
+            )
         except InputUnavailable as exc:
             self.table.fail(job.id, str(exc))
             logger.warning("batch failed", extra={"batch_id": job.id, "error": str(exc)})
-            return self.table.get(job.id) or job
+            return None
         if state["total"] == 0:
             self.table.fail(job.id, "the input file has no lines")
-            return self.table.get(job.id) or job
-        started = self.table.start(job.id, state["total"], state["project"])
+            return None
+        counts = self.table.start(job.id, state["total"], state["project"])
         logger.info("batch queued", extra={"batch_id": job.id, "lines": state["total"], "messages": sent})
-        return started
+        return counts
 
     def _messages(self, job: BatchJob, state: dict[str, Any]) -> Iterator[dict[str, Any]]:
         checker = LineChecker()
-        packer = Packer(self.settings.batch_lines_per_message, self.settings.batch_message_bytes)
-        index = 0
+        packer = Packer(job.lines_per_message, job.message_bytes)
+        index = seq = 0
         for raw in self.blobs.lines(job.input_key, job.input_etag):
             if not raw.strip():
                 continue
@@ -105,7 +134,8 @@ class Splitter:
             state["total"] = index
             full = packer.add(work.to_wire())
             if full:
-                yield {"batch_id": job.id, "project": state["project"], "lines": full}
+                yield {"batch_id": job.id, "seq": seq, "project": state["project"], "lines": full}
+                seq += 1
         last = packer.flush()
         if last:
-            yield {"batch_id": job.id, "project": state["project"], "lines": last}
+            yield {"batch_id": job.id, "seq": seq, "project": state["project"], "lines": last}

@@ -100,10 +100,12 @@ def parse_reply_to(value: Any) -> dict[str, str] | None:
         return {"queue_url": value} if value.startswith(("https://", "http://")) else {"event_bus": value}
     if isinstance(value, dict):
         keys = {"queue_url", "event_bus", "source", "detail_type"}
-        if set(value) <= keys and all(isinstance(v, str) and v for v in value.values()):
-            if ("queue_url" in value) != ("event_bus" in value):
-                return dict(value)
-    raise BadMessage("reply_to: an SQS queue URL, an EventBridge bus name or ARN, or {queue_url} / {event_bus}")
+        valid = set(value) <= keys and all(isinstance(v, str) and v for v in value.values())
+        if valid and ("queue_url" in value) != ("event_bus" in value):
+            return dict(value)
+    raise BadMessage(
+        "reply_to: an SQS queue URL, an EventBridge bus name or ARN, or {queue_url} / {event_bus}"
+    )
 
 
 class Worker:
@@ -136,14 +138,24 @@ class Worker:
         last_try = delivery.receive_count >= self.settings.batch_max_receives
         works = [Work.from_wire(w) for w in message["lines"]]
         results = await asyncio.gather(*(self._one_line(batch_id, project, w, last_try) for w in works))
-        await asyncio.to_thread(self.table.record_results, batch_id, results)
-        # Also after a redelivery that counted nothing new: its first run may have died assembling.
-        await asyncio.to_thread(maybe_assemble, self.table, self.blobs, batch_id, self.settings.batch_assembly_lease_s)
+        await asyncio.to_thread(self._record, batch_id, int(message["seq"]), results)
+
+    def _record(self, batch_id: str, seq: int, results: list[LineResult]) -> None:
+        """Results first, then the count: when `done == total`, every result is there to assemble."""
+        self.table.write_results(batch_id, results)
+        counts = self.table.count(batch_id, seq, results)
+        # counts is None for a message counted before: look again, its first run may have died assembling.
+        maybe_assemble(self.table, self.blobs, batch_id, self.settings.batch_assembly_lease_s, counts)
 
     async def _one_line(self, batch_id: str, project: str | None, work: Work, last_try: bool) -> LineResult:
         from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-        task = {"key": f"{batch_id}#{work.index}", "batch_id": batch_id, "project": project, "work": work.to_wire()}
+        task = {
+            "key": f"{batch_id}#{work.index}",
+            "batch_id": batch_id,
+            "project": project,
+            "work": work.to_wire(),
+        }
         loop = asyncio.get_running_loop()
         try:
             out = await loop.run_in_executor(self._pool, functools.partial(self._line, task=task, loop=loop))
@@ -153,9 +165,13 @@ class Worker:
             if not last_try:
                 raise
             # The message's last receive: an error line, so that the batch still finishes.
-            logger.exception("batch line failed on its last receive", extra={"batch_id": batch_id, "line": work.index})
+            logger.exception(
+                "batch line failed on its last receive", extra={"batch_id": batch_id, "line": work.index}
+            )
             seed = task["key"]
-            line = batch_error_line(seed, work.custom_id, "internal_error", "the request failed on every attempt")
+            line = batch_error_line(
+                seed, work.custom_id, "internal_error", "the request failed on every attempt"
+            )
             out = await asyncio.to_thread(self._stash, batch_id, work.index, line)
         return LineResult(index=work.index, ok=bool(out["ok"]), line=out.get("line"), part=out.get("part"))
 
@@ -196,7 +212,12 @@ class Worker:
         if custom_id is not None and not isinstance(custom_id, str):
             raise BadMessage("custom_id must be a string")
         reply_to = parse_reply_to(body.pop("reply_to", None))
-        task = {"key": f"sqs#{delivery.message_id}", "custom_id": custom_id, "reply_to": reply_to, "body": body}
+        task = {
+            "key": f"sqs#{delivery.message_id}",
+            "custom_id": custom_id,
+            "reply_to": reply_to,
+            "body": body,
+        }
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._pool, functools.partial(self._request, task=task, loop=loop))
 
@@ -210,9 +231,17 @@ class Worker:
             self.replies.send(task["reply_to"], dumps(line))
         logger.info(
             "queued request answered",
-            extra={"custom_id": task["custom_id"], "status_code": response.get("status_code"), "replied": bool(task["reply_to"])},
+            extra={
+                "custom_id": task["custom_id"],
+                "status_code": response.get("status_code"),
+                "replied": bool(task["reply_to"]),
+            },
         )
-        return {"ok": is_success(line), "status_code": response.get("status_code"), "request_id": response.get("request_id")}
+        return {
+            "ok": is_success(line),
+            "status_code": response.get("status_code"),
+            "request_id": response.get("request_id"),
+        }
 
     # --- the answer ------------------------------------------------------------------------------
 
@@ -234,7 +263,9 @@ class Worker:
             req = ChatRequest.model_validate(body)
         except ValidationError as exc:
             err = validation_error(list(exc.errors()))
-            return http_error_line(seed, custom_id, None, err.status, error_body(err.message, err.type, err.code, err.param))
+            return http_error_line(
+                seed, custom_id, None, err.status, error_body(err.message, err.type, err.code, err.param)
+            )
         if req.stream:
             req = req.model_copy(update={"stream": False, "stream_options": None})
         service = self._service()
@@ -262,7 +293,9 @@ def _authorizer(project: str | None) -> Callable[[str], None] | None:
         if requested != project:
             from handler.errors import Forbidden
 
-            raise Forbidden(f"this batch belongs to project {project!r}; the request names project {requested!r}")
+            raise Forbidden(
+                f"this batch belongs to project {project!r}; the request names project {requested!r}"
+            )
 
     return authorize
 

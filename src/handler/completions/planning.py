@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handler.api.schemas import ChatRequest, ImagePart, Message, TextPart
-from handler.completions.templates import render_system_prompt
 from handler.config.models import Limits, ModelConfig, ProjectConfig
 from handler.errors import InvalidRequest, NotFound
 from handler.providers.base import ModelCall, ToolSpec
@@ -141,6 +140,9 @@ def system_prompt(project: ProjectConfig, req: ChatRequest) -> str | None:
     """The project's rendered template first, then the request's own system/developer messages."""
     parts: list[str] = []
     if project.system_prompt is not None:
+        # Imported here: Jinja costs tens of ms of cold start, paid only by projects with a template.
+        from handler.completions.templates import render_system_prompt
+
         rendered = render_system_prompt(project.system_prompt.template, req.system_prompt_args)
         if rendered:
             parts.append(rendered)

@@ -115,9 +115,9 @@ class Pipeline:
         self.queue_url = queue_url
         self.sqs = sqs
         self.s3 = s3
-        self.queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        self.queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         self.events: list[dict[str, Any]] = []  # every SQS event delivered, for replays
         self.failures = 0
         self._lock = threading.Lock()
@@ -148,7 +148,10 @@ class Pipeline:
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
             )
         for m in messages:
             if m["MessageId"] in failed:
@@ -187,7 +190,9 @@ def run(path: Path, out: Path, workers: int, progress: bool = True) -> dict[str,
 
     rt = runtime()
     session = boto3.session.Session()
-    pipeline = Pipeline(lambda_handler, rt.blobs.bucket, rt.queue.url, session.client("sqs"), session.client("s3"))
+    pipeline = Pipeline(
+        lambda_handler, rt.blobs.bucket, rt.queue.url, session.client("sqs"), session.client("s3")
+    )
     key = f"batches/input/{path.stem}.jsonl"
     started = pipeline.upload(path.read_bytes(), key)
     batch_id = started["batches"][0]["id"]
@@ -220,11 +225,17 @@ def run(path: Path, out: Path, workers: int, progress: bool = True) -> dict[str,
     if job.status == "completed":
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(rt.blobs.get(job.output_key))
-    return {**job.public(), "seconds": round(time.perf_counter() - t0, 2), "retried_messages": pipeline.failures}
+    return {
+        **job.public(),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "retried_messages": pipeline.failures,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m handler.local.batch", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m handler.local.batch", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("file", type=Path, help="a JSONL file in the OpenAI batch format")
     parser.add_argument("--out", type=Path, help="where to save the output (default: FILE.output.jsonl)")
     parser.add_argument("--workers", type=int, default=4, help="concurrent invocations (default 4)")

@@ -8,6 +8,7 @@ abandoned call stops costing money. Error messages never carry the URL, the key 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ _FINISH = {
 }
 _MAX_ERROR_BODY = 64 * 1024
 _MAX_DETAIL = 300
+_DRAIN_S = 1.0
 
 
 class _Malformed(Exception):
@@ -80,7 +82,6 @@ class OpenAIProvider:
         choices: dict[int, _Choice] = {}
         usage: dict[str, Any] | None = None
         generated: list[str] = []
-        buffered: list[Event] = []
         produced = False  # content or a tool call was handed on: a retry would repeat it
         try:
             async with shared_client().stream(
@@ -89,24 +90,32 @@ class OpenAIProvider:
                 if response.status_code != 200:
                     raise await self._status_error(response, key)
                 ended = False
-                async for chunk in _sse_chunks(response):
+                chunks = _sse_chunks(response)
+                async for chunk in chunks:
                     if chunk is None:  # [DONE]
                         ended = True
-                        continue  # read on to the end of the body so the connection is reused
-                    if ended:
-                        continue
+                        break
                     self._raise_stream_error(chunk, produced, key)
                     if isinstance(chunk.get("usage"), dict):
                         usage = chunk["usage"]
                     for event in _chunk_events(chunk, choices):
-                        buffered.append(event)
-                for event in buffered:
-                    yield event
+                        if isinstance(event, TextDelta):
+                            generated.append(event.text)
+                        if isinstance(event, TextDelta | ToolCallsDone):
+                            produced = True
+                        yield event
                 if not ended and not any(c.finished for c in choices.values()):
                     raise ProviderError(
                         f"model {self._model.model!r}: the upstream stream ended early",
                         retryable=not produced,
                     )
+                for event in _close_open_choices(choices):
+                    yield event
+                for choice in choices.values():
+                    generated += [arguments for _id, _name, arguments in choice.calls.values()]
+                yield _usage(call, usage, generated)
+                if ended:
+                    await _drain(chunks)
         except ProviderError:
             raise
         except _Malformed as exc:
@@ -129,13 +138,6 @@ class OpenAIProvider:
                 f"model {self._model.model!r}: upstream request failed ({type(exc).__name__})",
                 retryable=False,
             ) from exc
-
-        for event in _close_open_choices(choices):
-            yield event
-        for choice in choices.values():
-            for _id, _name, arguments in choice.calls.values():
-                generated.append(arguments)
-        yield _usage(call, usage, generated)
 
     # --- request ---------------------------------------------------------------------------------
 
@@ -254,6 +256,16 @@ async def _sse_chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any] 
             data.clear()
     if data:
         yield _decode("\n".join(data))
+
+
+async def _drain(chunks: AsyncIterator[Any]) -> None:
+    """Read what follows [DONE] (normally just the body's end) so the connection can be reused."""
+    try:
+        async with asyncio.timeout(_DRAIN_S):
+            async for _ in chunks:
+                pass
+    except (TimeoutError, httpx.HTTPError, _Malformed):
+        pass  # the connection is closed instead of reused; the answer is complete either way
 
 
 def _decode(data: str) -> dict[str, Any] | None:
