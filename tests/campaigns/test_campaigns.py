@@ -146,7 +146,7 @@ def test_same_session_same_variant_else_same_user(client: TestClient) -> None:
         # A different user on each request: the session decides.
         variants = {served(ask(client, session_id=session, user=f"u{i}-{j}", store=False)) for j in range(4)}
         assert len(variants) == 1
-    seen = Counter()
+    seen: Counter[str] = Counter()
     for i in range(20):
         variants = {
             served(ask(client, user=f"user-{i}", store=False)) for _ in range(3)

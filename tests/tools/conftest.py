@@ -48,7 +48,7 @@ def tool_server() -> Iterator[ToolServer]:
 def lambda_tool(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
     """A Lambda function on moto's docker-less Lambda, which answers each invoke with its payload
     (so a test sees exactly what the gateway sent) unless results are queued."""
-    from moto.core.models import default_user_config
+    from moto.core.models import default_user_config  # type: ignore[attr-defined]
 
     monkeypatch.setitem(default_user_config, "lambda", {"use_docker": False})
     iam = boto3.client("iam")
@@ -69,7 +69,7 @@ def lambda_tool(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
 def queue_lambda_results(*results: str) -> None:
     """The next invokes of the docker-less Lambda answer these payloads, in order."""
     from moto.awslambda_simple.models import lambda_simple_backends
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
 
     lambda_simple_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].lambda_simple_results_queue.extend(results)
 

@@ -15,7 +15,7 @@ from tests.conftest import AUTH, DEV_KEY, put_project
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 from tests.servers import serve_app
 
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -46,9 +46,9 @@ def first_turn(
     if not stream:
         completion = client.chat.completions.create(stream=False, **kwargs)
         choice = completion.choices[0]
-        calls = [c.model_dump() for c in choice.message.tool_calls or []]
+        made = [c.model_dump() for c in choice.message.tool_calls or []]
         cid = (choice.model_extra or {})["completion_id"]
-        return choice.finish_reason, choice.message.content or "", calls, cid
+        return choice.finish_reason, choice.message.content or "", made, cid
     content, finish, cid = "", "", ""
     calls: dict[int, dict[str, Any]] = {}
     for chunk in client.chat.completions.create(stream=True, **kwargs):

@@ -90,10 +90,10 @@ def test_streaming_with_use_tools_false_is_a_plain_echo(
     base_url: str, tool_server: ToolServer, lambda_tool: str
 ) -> None:
     project = tool_project(tool_server, lambda_tool)
-    with httpx.Client(base_url=base_url, headers=AUTH, timeout=10) as client:
-        with client.stream(
-            "POST", CHAT, json=ask(project, "no tools", stream=True, use_tools=False)
-        ) as response:
-            chunks = list(events(response))
+    with (
+        httpx.Client(base_url=base_url, headers=AUTH, timeout=10) as client,
+        client.stream("POST", CHAT, json=ask(project, "no tools", stream=True, use_tools=False)) as response,
+    ):
+        chunks = list(events(response))
     assert "".join(c["choices"][0]["delta"]["content"] for c in chunks[:-1]) == "no tools"
     assert tool_server.requests == []

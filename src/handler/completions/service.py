@@ -19,7 +19,7 @@ from handler.completions.planning import Plan, build_plan, split_model
 from handler.config.models import ModelConfig, ProjectConfig
 from handler.config.source import ConfigSource
 from handler.errors import GatewayError, UpstreamError
-from handler.observability import logger
+from handler.observability import logger, record_completion
 from handler.providers.base import (
     Event,
     Finish,
@@ -266,7 +266,17 @@ class CompletionService:
 
     async def save(self, outcome: Outcome) -> None:
         """Write the final records, when the request stores. Never on the path to the first token."""
-        if not outcome.plan.store:
+        plan = outcome.plan
+        record_completion(
+            project=plan.project_name,
+            model=outcome.model_name,
+            status=outcome.status,
+            ttft_ms=outcome.ttft_ms,
+            duration_ms=((outcome.finished_at or time.perf_counter()) - plan.received_at) * 1000,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
+        )
+        if not plan.store:
             return
         records = outcome.records()
         try:

@@ -7,12 +7,13 @@ from typing import Any
 from mangum import Mangum
 
 from handler.api.app import create_app
-from handler.observability import logger
+from handler.observability import logger, tracer
 
 _mangum = Mangum(create_app(), lifespan="off")
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer().capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     response: dict[str, Any] = _mangum(event, context)
     return response

@@ -76,7 +76,10 @@ class OpenAIProvider:
             self._timeout = httpx.Timeout(model.timeout_s, connect=connect)
 
     async def stream(self, call: ModelCall) -> AsyncIterator[Event]:
-        headers, key = self._headers()
+        # The key comes from SSM through a cache: only a cold read blocks, so keep it off the loop.
+        headers, key = (
+            await asyncio.to_thread(self._headers) if self._model.api_key_param else self._headers()
+        )
         content = orjson.dumps(self.request_body(call))
         timeout: Any = self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
         choices: dict[int, _Choice] = {}
