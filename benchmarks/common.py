@@ -93,7 +93,10 @@ def _built_event() -> dict[str, Any]:
             "requestTimeEpoch": 1_700_000_000_000,
         },
         "body": json.dumps(
-            {"model": "demo", "messages": [{"role": "user", "content": "Hello, benchmark! How fast is this?"}]}
+            {
+                "model": "demo",
+                "messages": [{"role": "user", "content": "Hello, benchmark! How fast is this?"}],
+            }
         ),
         "isBase64Encoded": False,
     }

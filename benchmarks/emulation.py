@@ -78,7 +78,9 @@ class Emulation:
         for project in (
             _echo_project(NO_STORE, store=False),
             _echo_project(STORE, store=True),
-            _echo_project(TEMPLATED, store=False, template="You are {{ persona | default('an assistant') }}."),
+            _echo_project(
+                TEMPLATED, store=False, template="You are {{ persona | default('an assistant') }}."
+            ),
         ):
             self.put_project(project)
         env.update(

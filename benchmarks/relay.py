@@ -51,6 +51,7 @@ class Client:
             if not piece:
                 break
             parts.append(piece)
+        parts.append(response.read())  # b"": marks a Content-Length response done, freeing the connection
         t_end = clock()
         payload = b"".join(parts)
         events = payload.count(b"data: ") - payload.count(b"data: [DONE]")
@@ -93,8 +94,19 @@ class Relay:
             self.gateway_port = free_port()
             # As src/run.sh starts it on Lambda (minus the host: loopback here).
             gateway = subprocess.Popen(
-                [self.python, "-m", "uvicorn", "handler.entrypoints.asgi:app", "--host", "127.0.0.1",
-                 "--port", str(self.gateway_port), "--no-access-log", "--log-level", "warning"],
+                [
+                    self.python,
+                    "-m",
+                    "uvicorn",
+                    "handler.entrypoints.asgi:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.gateway_port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
                 cwd=ROOT,
                 env=child_env({**self.aws.env, "PYTHONPATH": str(ROOT / "src")}),
                 stdout=subprocess.DEVNULL,
@@ -126,7 +138,7 @@ class Relay:
     def measure(self, requests: int, rounds: int, long_runs: int) -> RelayResult:
         result = RelayResult()
         direct, gateway = self.direct(), self.gateway()
-        kinds = {
+        kinds: dict[tuple[str, bool], tuple[Client, dict[str, Any]]] = {
             ("direct", False): (direct, {"model": "bench-8", "messages": MESSAGES}),
             ("gateway", False): (gateway, {"model": f"{RELAY}/short", "messages": MESSAGES}),
             ("direct", True): (direct, {"model": "bench-8", "messages": MESSAGES, "stream": True}),
@@ -138,7 +150,9 @@ class Relay:
                 for _ in range(5):
                     exchange = client.post(body)
                     if exchange.status != 200:
-                        raise RuntimeError(f"HTTP {exchange.status}: {exchange.excerpt.decode(errors='replace')}")
+                        raise RuntimeError(
+                            f"HTTP {exchange.status}: {exchange.excerpt.decode(errors='replace')}"
+                        )
                 usable[key] = True
             except Exception as exc:
                 result.errors[_name(*key)] = str(exc)[:300]
@@ -153,7 +167,7 @@ class Relay:
                     continue
                 client, body = kinds[key]
                 result.ttfb[_name(*key)].append([client.post(body).ttfb_ms for _ in range(requests)])
-        long_bodies = {
+        long_bodies: dict[str, tuple[Client, dict[str, Any]]] = {
             "direct": (direct, {"model": f"bench-{self.long_chunks}", "messages": MESSAGES, "stream": True}),
             "gateway": (gateway, {"model": f"{RELAY}/long", "messages": MESSAGES, "stream": True}),
         }

@@ -53,8 +53,16 @@ class Row:
         budget = "" if self.budget is None else f"{'≥' if self.higher_is_better else '≤'} {fmt(self.budget)}"
         if self.summary is not None:
             s = self.summary
-            return [self.name, fmt(s.median), fmt(s.p99), f"{fmt(s.low)} – {fmt(s.high)}", str(s.count),
-                    budget, self.verdict(), self.note]
+            return [
+                self.name,
+                fmt(s.median),
+                fmt(s.p99),
+                f"{fmt(s.low)} .. {fmt(s.high)}",
+                str(s.count),
+                budget,
+                self.verdict(),
+                self.note,
+            ]
         if self.value is not None:
             return [self.name, fmt(self.value), "", "", "1", budget, self.verdict(), self.note]
         return [self.name, "n/a", "", "", "", budget, "", self.note]
@@ -65,7 +73,7 @@ def _fmt(unit: str) -> Callable[[float], str]:
         if unit == "ms":
             return f"{v:.3f} ms" if abs(v) < 10 else f"{v:.1f} ms"
         if unit == "x":
-            return f"{v:.2f}×"
+            return f"{v:.2f}x"
         if unit == "/s":
             return f"{v:,.0f}/s"
         if unit == "MB":
@@ -102,7 +110,10 @@ class Bench:
             "store on": (STORE, "gateway", src),
             "store off, project with a system prompt template": (TEMPLATED, "gateway", src),
             "store off, src/ not byte-compiled (as deployed)": (
-                NO_STORE, "gateway", {"PYTHONPATH": str(nopyc), "PYTHONDONTWRITEBYTECODE": "1"}),
+                NO_STORE,
+                "gateway",
+                {"PYTHONPATH": str(nopyc), "PYTHONDONTWRITEBYTECODE": "1"},
+            ),
             "bare FastAPI + Mangum (reference)": (NO_STORE, "bare", {"PYTHONPATH": str(ROOT)}),
         }
         events = {}
@@ -110,18 +121,22 @@ class Bench:
             events[label] = self.tmp / f"event-{project}.json"
             events[label].write_text(json.dumps(api_event(project, store=project == STORE)))
         samples: dict[str, list[dict[str, float]]] = {label: [] for label in variants}
-        self.log(f"cold start: {len(variants)} variants x {runs} runs (+1 warm-up each)")
-        for run in range(runs + 1):
+        # The first run of each compiles bytecode and warms the page cache: not counted.
+        warmups = 0 if self.args.quick else 1
+        self.log(f"cold start: {len(variants)} variants x {runs} runs (+{warmups} warm-up each)")
+        for run in range(runs + warmups):
             for label, (_, target, extra) in variants.items():
                 result = self._cold_once(events[label], target, {**aws.env, **extra})
-                if run:  # the first run of each compiles bytecode and warms the page cache: not counted
-                    samples[label].append(result)
-                elif result.get("status") != 200:
-                    raise RuntimeError(f"cold start ({label}) answered {result.get('status')}: {result.get('body')}")
-                elif "not byte-compiled" in label and not str(result.get("handler_file", "")).startswith(
+                if result.get("status") != 200:
+                    raise RuntimeError(
+                        f"cold start ({label}) answered {result.get('status')}: {result.get('body')}"
+                    )
+                if "not byte-compiled" in label and not str(result.get("handler_file", "")).startswith(
                     str(nopyc)
                 ):
                     raise RuntimeError(f"the uncompiled copy of src/ was not the one imported: {result}")
+                if run >= warmups:
+                    samples[label].append(result)
         self.raw["cold"] = samples
         for label, results in samples.items():
             totals = [r["total_ms"] for r in results]
@@ -129,8 +144,10 @@ class Bench:
             self.rows.append(
                 Row(f"Cold start, {label}", "ms", Summary.runs(totals), budget=None if reference else 300.0)
             )
-            parts = {k: median([r[k] for r in results])
-                     for k in ("interpreter_ms", "import_ms", "request_ms", "cpu_ms")}
+            parts = {
+                k: median([r[k] for r in results])
+                for k in ("interpreter_ms", "import_ms", "request_ms", "cpu_ms")
+            }
             self.details.append(
                 f"Cold start, {label}: interpreter start {parts['interpreter_ms']:.0f} ms + import "
                 f"{parts['import_ms']:.0f} ms + first request {parts['request_ms']:.0f} ms; CPU time "
@@ -144,10 +161,16 @@ class Bench:
         spawned = time.monotonic()
         proc = subprocess.run(
             [self.python, str(script), str(event), str(out), target],
-            cwd=ROOT, env=child_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+            cwd=ROOT,
+            env=child_env(env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=120,
         )
         if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"cold start process failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+            raise RuntimeError(
+                f"cold start process failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"
+            )
         result: dict[str, Any] = json.loads(out.read_text())
         result["total_ms"] = (result["answered"] - spawned) * 1000
         result["interpreter_ms"] = (result["started"] - spawned) * 1000
@@ -168,8 +191,20 @@ class Bench:
     def warm(self, aws: Emulation) -> None:
         a = self.args
         self.log(f"warm overhead: {a.warm_rounds} rounds x {a.warm_requests} requests, gateway and bare")
-        result = self._child(aws, ["overhead", "--model", NO_STORE, "--requests", str(a.warm_requests),
-                                   "--rounds", str(a.warm_rounds), "--warmup", str(min(50, a.warm_requests))])
+        result = self._child(
+            aws,
+            [
+                "overhead",
+                "--model",
+                NO_STORE,
+                "--requests",
+                str(a.warm_requests),
+                "--rounds",
+                str(a.warm_rounds),
+                "--warmup",
+                str(min(50, a.warm_requests)),
+            ],
+        )
         if result["failures"]:
             raise RuntimeError(f"warm requests failed: {result['failures']}")
         gateway, bare = result["samples"]["gateway"], result["samples"]["bare"]
@@ -179,31 +214,55 @@ class Bench:
         ratios = [median(g) / median(b) for g, b in zip(gateway, bare, strict=True)]
         flat_g = [v for r in gateway for v in r]
         flat_b = [v for r in bare for v in r]
-        ratio = Summary(median(flat_g) / median(flat_b), percentile(flat_g, 99) / percentile(flat_b, 99),
-                        min(ratios), max(ratios), len(ratios))
-        self.rows.append(Row("Warm overhead ratio, gateway / bare", "x", ratio, budget=1.5,
-                             note="p99 column: ratio of the p99s; n: rounds"))
+        ratio = Summary(
+            median(flat_g) / median(flat_b),
+            percentile(flat_g, 99) / percentile(flat_b, 99),
+            min(ratios),
+            max(ratios),
+            len(ratios),
+        )
+        self.rows.append(
+            Row(
+                "Warm overhead ratio, gateway / bare",
+                "x",
+                ratio,
+                budget=1.5,
+                note="p99 column: ratio of the p99s; n: rounds",
+            )
+        )
 
     def rss(self, aws: Emulation) -> None:
         n = self.args.rss_requests
         self.log(f"peak RSS after {n} requests (gateway store on; bare)")
-        for target, label, budget in (("gateway", "gateway, store on", 90.0), ("bare", "bare FastAPI + Mangum", None)):
+        for target, label, budget in (
+            ("gateway", "gateway, store on", 90.0),
+            ("bare", "bare FastAPI + Mangum", None),
+        ):
             peaks = []
             for _ in range(self.args.rss_runs):
-                result = self._child(aws, ["rss", "--target", target, "--model", STORE, "--store",
-                                           "--requests", str(n)])
+                result = self._child(
+                    aws, ["rss", "--target", target, "--model", STORE, "--store", "--requests", str(n)]
+                )
                 if result["failures"]:
                     raise RuntimeError(f"RSS requests ({target}) failed: {result['failures']}")
                 peaks.append(result["peak_mb"])
             self.raw.setdefault("rss", {})[target] = peaks
-            self.rows.append(Row(f"Peak RSS after {n:,} requests, {label}", "MB", Summary.runs(peaks), budget=budget))
+            self.rows.append(
+                Row(f"Peak RSS after {n:,} requests, {label}", "MB", Summary.runs(peaks), budget=budget)
+            )
 
     def _child(self, aws: Emulation, argv: Sequence[str]) -> dict[str, Any]:
         out = self.tmp / "warm.json"
         out.unlink(missing_ok=True)
         env = child_env({**aws.env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"})
-        proc = subprocess.run([self.python, "-m", "benchmarks.warm", argv[0], str(out), *argv[1:]], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+        proc = subprocess.run(
+            [self.python, "-m", "benchmarks.warm", argv[0], str(out), *argv[1:]],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=600,
+        )
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"benchmarks.warm {argv[0]} failed: {proc.stderr.decode()[-2000:]}")
         result: dict[str, Any] = json.loads(out.read_text())
@@ -215,8 +274,10 @@ class Bench:
         from benchmarks.relay import Relay
 
         a = self.args
-        self.log(f"HTTP: {a.http_rounds} rounds x {a.http_requests} requests per kind; "
-                 f"{a.long_runs} long streams of {a.long_chunks:,} chunks")
+        self.log(
+            f"HTTP: {a.http_rounds} rounds x {a.http_requests} requests per kind; "
+            f"{a.long_runs} long streams of {a.long_chunks:,} chunks"
+        )
         with Relay(aws, a.long_chunks, self.python) as relay:
             result = relay.measure(a.http_requests, a.http_rounds, a.long_runs)
             crashed = relay.gateway_stderr()
@@ -232,25 +293,49 @@ class Bench:
                 g = [v for r in gateway for v in r]
                 d = [v for r in direct for v in r]
                 per_round = [median(x) - median(y) for x, y in zip(gateway, direct, strict=True)]
-                added = Summary(median(g) - median(d), percentile(g, 99) - percentile(d, 99),
-                                min(per_round), max(per_round), len(g))
-                self.rows.append(Row(name, "ms", added, budget=2.0,
-                                     note=f"direct {median(d):.3f} ms, via gateway {median(g):.3f} ms; p99: difference"))
+                added = Summary(
+                    median(g) - median(d),
+                    percentile(g, 99) - percentile(d, 99),
+                    min(per_round),
+                    max(per_round),
+                    len(g),
+                )
+                self.rows.append(
+                    Row(
+                        name,
+                        "ms",
+                        added,
+                        budget=2.0,
+                        note=f"direct {median(d):.3f} ms, via gateway {median(g):.3f} ms; p99: difference",
+                    )
+                )
             else:
                 why = result.errors.get(f"gateway {kind}") or result.errors.get(f"direct {kind}", "")
                 self.rows.append(Row(name, "ms", budget=2.0, note=f"not measurable: {why[:160]}"))
-        for side, label, budget in (("gateway", "through the gateway", 20_000.0), ("direct", "upstream alone (reference)", None)):
+        for side, label, budget in (
+            ("gateway", "through the gateway", 20_000.0),
+            ("direct", "upstream alone (reference)", None),
+        ):
             runs = result.throughput.get(side) or []
             name = f"Relay throughput of a long stream, {label}"
             if runs:
                 s = Summary.runs(runs)
                 s.p99 = percentile(runs, 1)  # the slow tail of a rate is its low end
-                self.rows.append(Row(name, "/s", s, budget=budget, higher_is_better=True,
-                                     note=f"{result.events.get(side, 0):,} SSE events per stream; p99 column: 1st percentile"))
+                self.rows.append(
+                    Row(
+                        name,
+                        "/s",
+                        s,
+                        budget=budget,
+                        higher_is_better=True,
+                        note=f"{result.events.get(side, 0):,} SSE events per stream; p99 column: 1st percentile",
+                    )
+                )
             else:
                 why = result.errors.get("gateway stream") or result.errors.get(f"throughput {side}", "")
-                self.rows.append(Row(name, "/s", budget=budget, higher_is_better=True,
-                                     note=f"not measurable: {why[:160]}"))
+                self.rows.append(
+                    Row(name, "/s", budget=budget, higher_is_better=True, note=f"not measurable: {why[:160]}")
+                )
 
     # -- sizes -------------------------------------------------------------------------------------
 
@@ -267,18 +352,31 @@ class Bench:
         if layer is None:
             self.rows.append(Row("Dependencies layer, unzipped", "MB", budget=30.0, note=why))
         else:
-            self.rows.append(Row("Dependencies layer, unzipped", "MB", value=layer.unzipped / 1e6, budget=30.0,
-                                 note=f"zipped {layer.zipped / 1e6:.1f} MB, {layer.files:,} files"))
+            self.rows.append(
+                Row(
+                    "Dependencies layer, unzipped",
+                    "MB",
+                    value=layer.unzipped / 1e6,
+                    budget=30.0,
+                    note=f"zipped {layer.zipped / 1e6:.1f} MB, {layer.files:,} files",
+                )
+            )
             biggest = ", ".join(f"{n} {s / 1e6:.1f}" for n, s in layer.largest)
             self.details.append(f"Layer, largest entries (MB): {biggest}")
         code = code_size()
-        self.rows.append(Row("Function code (src/), unzipped", "KB", value=code.unzipped / 1e3,
-                             note=f"zipped {code.zipped / 1e3:.0f} KB, {code.files} files"))
+        self.rows.append(
+            Row(
+                "Function code (src/), unzipped",
+                "KB",
+                value=code.unzipped / 1e3,
+                note=f"zipped {code.zipped / 1e3:.0f} KB, {code.files} files",
+            )
+        )
 
     # -- the table ---------------------------------------------------------------------------------
 
     def table(self) -> str:
-        header = ["Measure", "Median", "p99", "Spread (min – max)", "n", "Budget", "Result", "Notes"]
+        header = ["Measure", "Median", "p99", "Spread (min .. max)", "n", "Budget", "Result", "Notes"]
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(row.cells()) + " |" for row in self.rows]
         return "\n".join(lines)
@@ -294,7 +392,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{platform.system()} {platform.machine()}, {cpus} CPUs {model}, Python {platform.python_version()}"
+    return (
+        f"{platform.system()} {platform.machine()}, {cpus} CPUs {model}, Python {platform.python_version()}"
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -310,11 +410,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--long-runs", type=int, default=5)
     p.add_argument("--rss-requests", type=int, default=1000)
     p.add_argument("--rss-runs", type=int, default=3)
-    p.add_argument("--offline", action="store_true",
-                   help="no PyPI: use the layer and runtime venv cached under .bench/, else the dev venv")
-    p.add_argument("--runtime", choices=["lambda", "dev"], default="lambda",
-                   help="the function's packages: exactly the layer's plus boto3 (a venv built once under "
-                        ".bench/), or this dev venv")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="no PyPI: use the layer and runtime venv cached under .bench/, else the dev venv",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=["lambda", "dev"],
+        default="lambda",
+        help="the function's packages: exactly the layer's plus boto3 (a venv built once under "
+        ".bench/), or this dev venv",
+    )
     p.add_argument("--json", type=Path, help="also write every sample here")
     args = p.parse_args(argv)
     if args.quick:
@@ -357,8 +464,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(bench.tmp, ignore_errors=True)
     loads.append(os.getloadavg()[0])
-    print(f"\nchat-gateway benchmarks — {machine()} — {time.strftime('%Y-%m-%d %H:%M')} "
-          f"({time.monotonic() - started:.0f} s; load average {loads[0]:.1f} at start, {loads[1]:.1f} at end)")
+    print(
+        f"\nchat-gateway benchmarks — {machine()} — {time.strftime('%Y-%m-%d %H:%M')} "
+        f"({time.monotonic() - started:.0f} s; load average {loads[0]:.1f} at start, {loads[1]:.1f} at end)"
+    )
     print(f"Function processes run on: {runtime}\n")
     print(bench.table())
     if bench.details:

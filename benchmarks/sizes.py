@@ -21,10 +21,13 @@ from benchmarks.common import PYTHON, ROOT
 REQUIREMENTS = ROOT / "layers" / "deps" / "requirements.txt"
 CACHE = ROOT / ".bench"
 PIP_TARGET = [
-    "--platform", "manylinux2014_aarch64",
+    "--platform",
+    "manylinux2014_aarch64",
     "--only-binary=:all:",
-    "--python-version", "3.13",
-    "--implementation", "cp",
+    "--python-version",
+    "3.13",
+    "--implementation",
+    "cp",
 ]
 
 
@@ -72,7 +75,7 @@ def _boto3_pin() -> str:
     """boto3 as pyproject.toml pins it (the Lambda runtime provides boto3; the layer leaves it out)."""
     import tomllib
 
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    deps: list[str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     return next(d for d in deps if d.replace(" ", "").startswith("boto3"))
 
 

@@ -21,12 +21,14 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 def _handler(target: str) -> Handler:
     if target == "bare":
-        from benchmarks.bare_app import lambda_handler as bare
+        from benchmarks.bare_app import lambda_handler as bare_handler
 
+        bare: Handler = bare_handler
         return bare
     from handler.entrypoints.http import lambda_handler
 
-    return lambda_handler
+    gateway: Handler = lambda_handler
+    return gateway
 
 
 def _time(handler: Handler, event: dict[str, Any], count: int, failures: list[str]) -> list[float]:

@@ -32,15 +32,17 @@ def client(service: str, region: str | None = None) -> Any:
 
         # Bedrock calls are retried by the completion service (with its TTFT deadline and
         # fallbacks); botocore's own backoff would hide throttling from it for seconds.
+        # A Lambda tool invoke is not idempotent: a retry after a read timeout would run the tool
+        # twice. The tool runner bounds it with the tool's own timeout (at most 60 s).
         retries: Any = (
             {"total_max_attempts": 1, "mode": "standard"}
-            if service == "bedrock-runtime"
+            if service in ("bedrock-runtime", "lambda")
             else {"max_attempts": 3, "mode": "standard"}
         )
         config = Config(
             retries=retries,
             connect_timeout=5,
-            read_timeout=300 if service == "bedrock-runtime" else 20,
+            read_timeout={"bedrock-runtime": 300, "lambda": 65}.get(service, 20),
             max_pool_connections=50,
         )
         return _session().create_client(

@@ -10,15 +10,32 @@ from handler.providers.registry import provider_for
 from handler.settings import get_settings
 from handler.store.dynamodb import DynamoCompletionStore
 from handler.store.keys import CachedKeys, DynamoKeyStore
+from handler.store.offload import default_payloads
+from handler.store.retry import StoreRetryQueue
+
+
+@cache
+def default_store() -> DynamoCompletionStore:
+    settings = get_settings()
+    return DynamoCompletionStore(settings.table_name, ttl_days=settings.completion_ttl_days)
+
+
+@cache
+def default_retry_queue() -> StoreRetryQueue | None:
+    """Where records go when the table refuses them (StoreRetryFunction drains it)."""
+    url = get_settings().store_retry_queue_url
+    return StoreRetryQueue(url, default_payloads()) if url else None
 
 
 @cache
 def default_service() -> CompletionService:
     settings = get_settings()
+    retry = default_retry_queue()
     return CompletionService(
         config=SSMConfigSource(settings.config_prefix, settings.config_max_age_s),
-        store=DynamoCompletionStore(settings.table_name, ttl_days=settings.completion_ttl_days),
+        store=default_store(),
         providers=provider_for,
+        store_retry=retry.enqueue if retry is not None else None,
     )
 
 
@@ -33,4 +50,7 @@ def reset() -> None:
     """Forget the built service (tests change settings between cases)."""
     default_service.cache_clear()
     default_keys.cache_clear()
+    default_store.cache_clear()
+    default_retry_queue.cache_clear()
+    default_payloads.cache_clear()
     get_settings.cache_clear()

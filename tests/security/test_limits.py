@@ -36,8 +36,12 @@ OVER: list[tuple[str, dict[str, Any], str, int]] = [
     ("n", {"n": 3}, "n", 2),
     ("messages count", {"messages": HI * 4}, "messages", 3),
     ("message length", {"messages": [*HI, {"role": "user", "content": "x" * 51}]}, "messages[1].content", 50),
-    ("message parts length", {"messages": [{"role": "user", "content": [{"type": "text", "text": "y" * 51}]}]},
-     "messages[0].content", 50),
+    (
+        "message parts length",
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "y" * 51}]}]},
+        "messages[0].content",
+        50,
+    ),
     ("stop count", {"stop": ["a", "b", "c"]}, "stop", 2),
     ("stop length", {"stop": "abcdef"}, "stop", 5),
     ("labels count", {"labels": {"a": "1", "b": "2", "c": "3"}}, "labels", 2),
@@ -48,15 +52,28 @@ OVER: list[tuple[str, dict[str, Any], str, int]] = [
     ("tag length", {"tags": ["abcdefg"]}, "tags", 6),
 ]
 AT = [
-    {"max_tokens": 100, "n": 2, "messages": HI * 3, "stop": ["abcde", "x"], "labels": {"k" * 10: "v" * 10, "b": "2"},
-     "tags": ["abcdef", "x"]},
+    {
+        "max_tokens": 100,
+        "n": 2,
+        "messages": HI * 3,
+        "stop": ["abcde", "x"],
+        "labels": {"k" * 10: "v" * 10, "b": "2"},
+        "tags": ["abcdef", "x"],
+    },
     {"messages": [{"role": "user", "content": "x" * 50}]},
 ]
 
 
 @pytest.fixture
 def limited(client: TestClient) -> TestClient:
-    put_project({"project": "tight", "default_model": "echo", "limits": LIMITS, "models": {"echo": {"provider": "echo"}}})
+    put_project(
+        {
+            "project": "tight",
+            "default_model": "echo",
+            "limits": LIMITS,
+            "models": {"echo": {"provider": "echo"}},
+        }
+    )
     return client
 
 
@@ -85,8 +102,12 @@ def test_defaults_apply_when_a_project_sets_no_limits(client: TestClient) -> Non
 
     put_project({"project": "plain", "default_model": "echo", "models": {"echo": {"provider": "echo"}}})
     d = Limits()
-    over = {"n": d.max_n + 1, "max_tokens": d.max_tokens + 1, "tags": ["t"] * (d.max_tags + 1),
-            "stop": ["s"] * (d.max_stop + 1)}
+    over = {
+        "n": d.max_n + 1,
+        "max_tokens": d.max_tokens + 1,
+        "tags": ["t"] * (d.max_tags + 1),
+        "stop": ["s"] * (d.max_stop + 1),
+    }
     for field, value in over.items():
         r = client.post(CHAT, json={"model": "plain", "messages": HI, field: value})
         assert r.status_code == 400, (field, r.text)
@@ -140,8 +161,12 @@ def test_body_over_the_limit_is_413_with_or_without_content_length(small_body_se
     with httpx.Client(timeout=10) as http:
         r = http.post(url, content=big_body(3000), headers=headers)
         assert r.status_code == 413, r.text
-        assert r.json()["error"] == {"message": "request body exceeds 2000 bytes", "type": "invalid_request_error",
-                                     "code": "payload_too_large", "param": "body"}
+        assert r.json()["error"] == {
+            "message": "request body exceeds 2000 bytes",
+            "type": "invalid_request_error",
+            "code": "payload_too_large",
+            "param": "body",
+        }
         r = http.post(url, content=chunked(big_body(3000)), headers=headers)
         assert "content-length" not in {k.lower() for k in r.request.headers}
         assert r.status_code == 413, r.text

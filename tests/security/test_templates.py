@@ -45,7 +45,10 @@ def chat(client: TestClient, model: str, args: dict[str, Any] | None = None) -> 
 @pytest.fixture
 def warm(client: TestClient) -> TestClient:
     """A client whose app has served once: timings below measure rendering, not a cold start."""
-    assert client.post(CHAT, json={"model": "demo", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    assert (
+        client.post(CHAT, json={"model": "demo", "messages": [{"role": "user", "content": "hi"}]}).status_code
+        == 200
+    )
     return client
 
 

@@ -16,6 +16,7 @@ Low-level client calls, like the completion store.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ from pydantic import BaseModel, Field
 BatchStatus = Literal["validating", "in_progress", "completed", "failed"]
 _LIST_PARTITION = "BATCHES"
 _BATCH_WRITE = 25
+# Writes to a counter item from this process go one at a time. DynamoDB applies each update
+# atomically anyway; the local emulation (moto) does not when threads update the same item at once,
+# and loses increments. A Lambda process writes a handful of counter updates per invocation, so
+# this costs nothing there.
+_COUNTER_WRITES = threading.Lock()
 
 
 class BatchJob(BaseModel):
@@ -185,6 +191,10 @@ class BatchTable:
             self._client = aws.client("dynamodb")
         return self._client
 
+    def _update_counter(self, batch_id: str, **kwargs: Any) -> Any:
+        with _COUNTER_WRITES:
+            return self.client.update_item(TableName=self._table, Key=counter_key(batch_id), **kwargs)
+
     # --- the batch record ------------------------------------------------------------------------
 
     def create(self, job: BatchJob) -> bool:
@@ -251,9 +261,8 @@ class BatchTable:
         In that order: the counter decides completion, and a splitter that dies between the two
         writes is retried (S3 retries the event) and finds the record still `validating`.
         """
-        counter = self.client.update_item(
-            TableName=self._table,
-            Key=counter_key(batch_id),
+        counter = self._update_counter(
+            batch_id,
             UpdateExpression="SET #total = :total",
             ExpressionAttributeNames={"#total": "total"},
             ExpressionAttributeValues={":total": {"N": str(total)}},
@@ -337,9 +346,8 @@ class BatchTable:
         """Count message `seq`'s lines, once. The new counts, or None if it was counted before."""
         ok = sum(1 for r in results if r.ok)
         try:
-            item = self.client.update_item(
-                TableName=self._table,
-                Key=counter_key(batch_id),
+            item = self._update_counter(
+                batch_id,
                 UpdateExpression="ADD seen :seqs, #done :done, completed :ok, failed :failed SET updated_at = :now",
                 ConditionExpression="NOT contains(seen, :seq)",
                 ExpressionAttributeNames={"#done": "done"},
@@ -380,9 +388,8 @@ class BatchTable:
         """True for exactly one caller once every line is counted (or once a stale claim expired)."""
         now = time.time()
         try:
-            self.client.update_item(
-                TableName=self._table,
-                Key=counter_key(batch_id),
+            self._update_counter(
+                batch_id,
                 UpdateExpression="SET assembler = :token, assembler_until = :until",
                 ConditionExpression=(
                     "#done = #total AND attribute_not_exists(assembled) "
@@ -419,9 +426,8 @@ class BatchTable:
                 ":failed": {"N": str(counts.failed)},
             },
         )
-        self.client.update_item(
-            TableName=self._table,
-            Key=counter_key(batch_id),
+        self._update_counter(
+            batch_id,
             UpdateExpression="SET assembled = :true REMOVE assembler_until",
             ConditionExpression="assembler = :token",
             ExpressionAttributeValues={":true": {"BOOL": True}, ":token": {"S": token}},
@@ -429,7 +435,7 @@ class BatchTable:
 
     # --- listing ---------------------------------------------------------------------------------
 
-    def list(
+    def page(
         self, projects: frozenset[str] | None, limit: int, after: str | None = None
     ) -> tuple[list[BatchJob], str | None]:
         """Newest first; `projects=None` lists every project's. Returns the page and the next cursor."""

@@ -130,7 +130,7 @@ def handle_sqs_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rt = runtime()
     rt.worker.idempotency.register(context)
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response: dict[str, Any] = async_process_partial_response(
+    response = async_process_partial_response(
         event=event, record_handler=rt.handle_record, processor=processor, context=context
     )
-    return response
+    return dict(response)

@@ -137,7 +137,18 @@ class Worker:
         project: str | None = message.get("project")
         last_try = delivery.receive_count >= self.settings.batch_max_receives
         works = [Work.from_wire(w) for w in message["lines"]]
-        results = await asyncio.gather(*(self._one_line(batch_id, project, w, last_try) for w in works))
+        redelivered = delivery.receive_count > 1
+        # Every line runs to its end before the message succeeds or fails: the ones that succeeded
+        # are recorded by Idempotency, and nothing is left running when the invocation returns.
+        settled = await asyncio.gather(
+            *(self._one_line(batch_id, project, w, redelivered, last_try) for w in works),
+            return_exceptions=True,
+        )
+        results: list[LineResult] = []
+        for outcome in settled:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            results.append(outcome)
         await asyncio.to_thread(self._record, batch_id, int(message["seq"]), results)
 
     def _record(self, batch_id: str, seq: int, results: list[LineResult]) -> None:
@@ -147,14 +158,17 @@ class Worker:
         # counts is None for a message counted before: look again, its first run may have died assembling.
         maybe_assemble(self.table, self.blobs, batch_id, self.settings.batch_assembly_lease_s, counts)
 
-    async def _one_line(self, batch_id: str, project: str | None, work: Work, last_try: bool) -> LineResult:
+    async def _one_line(
+        self, batch_id: str, project: str | None, work: Work, redelivered: bool, last_try: bool
+    ) -> LineResult:
         from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-        task = {
-            "key": f"{batch_id}#{work.index}",
+        task: dict[str, Any] = {
+            "key": f"{batch_id}#{work.index}",  # the idempotency key; the rest is payload
             "batch_id": batch_id,
             "project": project,
             "work": work.to_wire(),
+            "recheck": redelivered,
         }
         loop = asyncio.get_running_loop()
         try:
@@ -168,7 +182,7 @@ class Worker:
             logger.exception(
                 "batch line failed on its last receive", extra={"batch_id": batch_id, "line": work.index}
             )
-            seed = task["key"]
+            seed = f"{batch_id}#{work.index}"
             line = batch_error_line(
                 seed, work.custom_id, "internal_error", "the request failed on every attempt"
             )
@@ -187,7 +201,8 @@ class Worker:
         body = work.body
         if work.part is not None:
             body = orjson.loads(await asyncio.to_thread(self.blobs.get, work.part))
-        return await self.answer(seed, work.custom_id, body or {}, task.get("project"))
+        project = task.get("project")
+        return await self.answer(seed, work.custom_id, body or {}, project, bool(task.get("recheck")))
 
     def _stash(self, batch_id: str, index: int, line: dict[str, Any]) -> dict[str, Any]:
         """The result as Idempotency records it: inline, or an S3 key when it is large."""
@@ -217,6 +232,7 @@ class Worker:
             "custom_id": custom_id,
             "reply_to": reply_to,
             "body": body,
+            "recheck": delivery.receive_count > 1,
         }
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._pool, functools.partial(self._request, task=task, loop=loop))
@@ -224,7 +240,7 @@ class Worker:
     def _run_request(self, *, task: dict[str, Any], loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
         # The reply is sent inside the idempotent call: a redelivery after success sends nothing.
         line = asyncio.run_coroutine_threadsafe(
-            self.answer(task["key"], task["custom_id"], task["body"], None), loop
+            self.answer(task["key"], task["custom_id"], task["body"], None, bool(task["recheck"])), loop
         ).result()
         response = line["response"] or {}
         if task["reply_to"] is not None:
@@ -246,12 +262,19 @@ class Worker:
     # --- the answer ------------------------------------------------------------------------------
 
     async def answer(
-        self, seed: str, custom_id: str | None, body: dict[str, Any], project: str | None
+        self,
+        seed: str,
+        custom_id: str | None,
+        body: dict[str, Any],
+        project: str | None,
+        recheck: bool = True,
     ) -> dict[str, Any]:
         """The output line for one request body: the same response, or the same error, as a live call.
 
-        The store is forced on. Ids derive from `seed`, so a rerun rewrites the same records and,
-        when the answer is already stored, reuses it without calling a model.
+        The store is forced on. Ids derive from `seed`, so a rerun rewrites the same records, never
+        adds some. With `recheck` (a redelivery: an earlier run may have stored the answer and died
+        before Idempotency recorded it) a stored answer is reused without calling a model. A first
+        delivery skips that read: a run it could race with writes the very same records.
         """
         from pydantic import ValidationError
 
@@ -275,7 +298,7 @@ class Worker:
             plan.store = True
             plan.request_id = request_id = request_id_for(seed)
             plan.choice_ids = choice_ids_for(seed, plan.call.n)
-            response = await asyncio.to_thread(stored_response, service, plan)
+            response = await asyncio.to_thread(stored_response, service, plan) if recheck else None
             if response is None:
                 response = (await service.complete(plan)).response()
         except GatewayError as exc:

@@ -193,10 +193,17 @@ def _deadlines(plan: Plan) -> dict[str, int | None]:
 
 
 class CompletionService:
-    def __init__(self, config: ConfigSource, store: CompletionStore, providers: ProviderFactory) -> None:
+    def __init__(
+        self,
+        config: ConfigSource,
+        store: CompletionStore,
+        providers: ProviderFactory,
+        store_retry: Callable[[Sequence[CompletionRecord]], None] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self._providers = providers
+        self._store_retry = store_retry  # queues records the store refused (store/retry.py)
 
     async def plan(
         self, req: ChatRequest, received_at: float, authorize: Callable[[str], None] | None = None
@@ -281,11 +288,22 @@ class CompletionService:
         records = outcome.records()
         try:
             await asyncio.to_thread(self.store.put_completions, records)
-        except StoreError as exc:
-            self.on_store_failure(records, exc)
+        except Exception as exc:  # StoreError, or anything else: the client gets its answer regardless
+            await asyncio.to_thread(self.on_store_failure, records, exc)
 
     def on_store_failure(self, records: Sequence[CompletionRecord], exc: Exception) -> None:
-        logger.error(
-            "completion records not stored",
-            extra={"completion_ids": [r.completion_id for r in records], "error": str(exc)},
-        )
+        """Queue the records for StoreRetryFunction; only if that fails too are they lost (logged)."""
+        ids = [r.completion_id for r in records]
+        error = str(exc) if isinstance(exc, StoreError) else type(exc).__name__
+        if self._store_retry is not None:
+            try:
+                self._store_retry(records)
+            except Exception as queue_exc:
+                logger.critical(
+                    "completion records lost: not stored and not queued for a retry",
+                    extra={"completion_ids": ids, "error": error, "queue_error": str(queue_exc)},
+                )
+                return
+            logger.warning("completion records queued for a retry", extra={"completion_ids": ids, "error": error})
+            return
+        logger.error("completion records not stored", extra={"completion_ids": ids, "error": error})

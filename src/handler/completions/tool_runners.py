@@ -94,6 +94,10 @@ class ToolRunner:
             logger.warning("tool run failed", extra={"tool": tool_id, "error_type": type(exc).__name__})
             run.error = f"the tool failed ({type(exc).__name__})"
         run.duration_ms = round((time.perf_counter() - began) * 1000, 3)
+        logger.info(
+            "tool run",
+            extra={"tool": tool_id, "round": round_, "ok": run.error is None, "duration_ms": run.duration_ms},
+        )
         return run
 
     def _headers(self, tool_id: str, call: ToolCallOut) -> dict[str, str]:

@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +182,9 @@ class Pipeline:
                 future.result()
 
 
-def run(path: Path, out: Path, workers: int, progress: bool = True) -> dict[str, Any]:
-    """Upload, split, drain, download: the batch's final record (public shape)."""
+def run(path: Path, out: Path, workers: int, progress: bool = True) -> tuple[dict[str, Any], Pipeline]:
+    """Upload, split, drain, download (inside an emulation): the batch's final record, and the
+    pipeline that ran it (its `events` are every SQS event it delivered, for replays)."""
     import boto3
 
     from handler.batch.runtime import runtime
@@ -202,7 +204,6 @@ def run(path: Path, out: Path, workers: int, progress: bool = True) -> dict[str,
         from tqdm import tqdm
 
         bar = tqdm(total=0, unit="req", desc=path.name, file=sys.stderr)
-    state: dict[str, Any] = {"job": rt.table.get(batch_id)}
     last_check = [0.0]
 
     def finished() -> bool:
@@ -210,7 +211,7 @@ def run(path: Path, out: Path, workers: int, progress: bool = True) -> dict[str,
         if now - last_check[0] < 0.1:
             return False
         last_check[0] = now
-        job = state["job"] = rt.table.get(batch_id)
+        job = rt.table.get(batch_id)
         if bar is not None and job is not None:
             bar.total = job.total or 0
             bar.update(job.done - bar.n)
@@ -221,15 +222,43 @@ def run(path: Path, out: Path, workers: int, progress: bool = True) -> dict[str,
     if bar is not None:
         bar.close()
     job = rt.table.get(batch_id)
-    assert job is not None
+    if job is None:
+        raise RuntimeError(f"batch {batch_id} disappeared")
     if job.status == "completed":
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(rt.blobs.get(job.output_key))
-    return {
+    result = {
         **job.public(),
         "seconds": round(time.perf_counter() - t0, 2),
         "retried_messages": pipeline.failures,
     }
+    return result, pipeline
+
+
+def report(result: dict[str, Any], out: Path, bucket: str) -> str:
+    """What the command prints: the counts, and where the output is."""
+    counts = result["request_counts"]
+    if result["status"] != "completed":
+        return f"batch {result['id']} {result['status']}: {result.get('error')}"
+    return (
+        f"batch {result['id']} completed in {result['seconds']} s: {counts['total']} lines, "
+        f"{counts['completed']} completed, {counts['failed']} failed\n"
+        f"output: s3://{bucket}/{result['output_key']} (emulated) -> saved to {out}"
+    )
+
+
+@contextmanager
+def _environment(values: dict[str, str], drop: tuple[str, ...] = ()) -> Iterator[None]:
+    """Set environment variables for the run, and put everything back afterwards."""
+    saved = dict(os.environ)
+    for name in drop:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,30 +278,33 @@ def main(argv: list[str] | None = None) -> int:
 
     from handler.local.bootstrap import LOCAL_ENV, create_resources, load_configs
 
-    os.environ.update(LOCAL_ENV)
-    os.environ.setdefault("AUTH_MODE", "dev")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    with mock_aws():
+    env = {
+        **LOCAL_ENV,
+        "AUTH_MODE": os.environ.get("AUTH_MODE", "dev"),
+        # Per-request logs and EMF metrics would bury the progress bar.
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+    }
+    with _environment(env, drop=("AWS_ENDPOINT_URL",)), mock_aws():
         import boto3
 
-        from handler import aws, wiring
+        from handler import aws, wiring  # after the environment: the logger reads its level on import
 
         session = boto3.session.Session()
         os.environ.update(create_resources(session, dict(LOCAL_ENV)))
         load_configs(session, Path(os.environ.get("CONFIG_DIR", "config")), LOCAL_ENV["CONFIG_PREFIX"])
         aws.reset_clients()
         wiring.reset()
-        result = run(args.file, out, args.workers, progress=not args.no_progress)
-    counts = result["request_counts"]
+        try:
+            result, _ = run(args.file, out, args.workers, progress=not args.no_progress)
+        finally:
+            aws.reset_clients()
+            wiring.reset()
+    text = report(result, out, LOCAL_ENV["BUCKET_NAME"])
     if result["status"] != "completed":
-        print(f"batch {result['id']} {result['status']}: {result.get('error')}", file=sys.stderr)
+        print(text, file=sys.stderr)
         return 1
-    print(
-        f"batch {result['id']} completed in {result['seconds']} s: {counts['total']} lines, "
-        f"{counts['completed']} completed, {counts['failed']} failed"
-    )
-    print(f"output: s3://{LOCAL_ENV['BUCKET_NAME']}/{result['output_key']} (emulated) -> saved to {out}")
+    print(text)
     return 0
 
 

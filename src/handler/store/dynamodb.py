@@ -16,9 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from handler.store.base import StoreError
+from handler.store.offload import Payloads, default_payloads, pack, unpack
 from handler.store.records import CompletionRecord
 
 if TYPE_CHECKING:
@@ -37,10 +36,18 @@ def session_sort_key(record: CompletionRecord) -> str:
 
 
 class DynamoCompletionStore:
-    def __init__(self, table_name: str, client: Any = None, ttl_days: int = 0) -> None:
+    def __init__(
+        self, table_name: str, client: Any = None, ttl_days: int = 0, payloads: Payloads | None = None
+    ) -> None:
         self._table = table_name
         self._client = client
         self._ttl_days = ttl_days
+        self._payloads = payloads
+
+    @property
+    def payloads(self) -> Payloads | None:
+        """Where records too large for an item keep their body (store/offload.py): the stack's bucket."""
+        return self._payloads if self._payloads is not None else default_payloads()
 
     @property
     def client(self) -> Any:
@@ -59,7 +66,7 @@ class DynamoCompletionStore:
             "project": {"S": record.project},
             "status": {"S": record.status},
             "created": {"N": repr(record.created)},
-            "body": {"S": orjson.dumps(record.model_dump(mode="json")).decode()},
+            **pack(record, self.payloads),  # `body`, and `payload` when it is offloaded to S3
         }
         if self._ttl_days:
             item["expires_at"] = {"N": str(int(record.created + self._ttl_days * 86400))}
@@ -163,4 +170,4 @@ class DynamoCompletionStore:
             raise StoreError(f"{what} failed: {type(exc).__name__}") from exc
 
     def record_from(self, item: dict[str, Any]) -> CompletionRecord:
-        return CompletionRecord.model_validate(orjson.loads(item["body"]["S"]))
+        return unpack(item, self.payloads)

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from handler.store.offload import default_payloads, unpack
 from handler.store.records import CompletionRecord
 
 _MAX_KEY_BYTES = 1024  # a GSI partition key may hold 2048 bytes; long label values are hashed
@@ -181,11 +182,11 @@ def _get_records(client: Any, table: str, ids: list[str]) -> dict[str, Completio
             {"pk": {"S": f"COMPLETION#{cid}"}, "sk": {"S": "COMPLETION"}}
             for cid in ids[start : start + _BATCH_GET]
         ]
-        pending: dict[str, Any] = {table: {"Keys": keys, "ProjectionExpression": "body"}}
+        pending: dict[str, Any] = {table: {"Keys": keys, "ProjectionExpression": "body, payload"}}
         for attempt in range(6):
             response = client.batch_get_item(RequestItems=pending)
             for item in response.get("Responses", {}).get(table, []):
-                record = CompletionRecord.model_validate(orjson.loads(item["body"]["S"]))
+                record = unpack(item, default_payloads())  # large records live in S3 (store/offload.py)
                 out[record.completion_id] = record
             pending = response.get("UnprocessedKeys") or {}
             if not pending:

@@ -1,0 +1,41 @@
+"""`python -m handler.local.batch FILE`: its own emulation, a progress bar, and where the output is."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from handler.local.batch import main
+from tests.batch.conftest import chat_line, good_lines
+
+
+def test_the_command_runs_a_file_and_says_where_the_output_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # config/ is read from the working directory
+    path = tmp_path / "requests.jsonl"
+    path.write_text("\n".join([*good_lines(12), "not json", chat_line("req-0", "repeated id")]) + "\n")
+    environ = dict(os.environ)
+
+    assert main([str(path)]) == 0
+
+    printed = capsys.readouterr()
+    out = tmp_path / "requests.output.jsonl"
+    assert "completed" in printed.out and "14 lines, 12 completed, 2 failed" in printed.out
+    assert f"batches/output/requests.jsonl (emulated) -> saved to {out}" in printed.out
+    assert "100%" in printed.err  # the progress bar
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 14 and [x["error"]["code"] for x in lines[12:]] == [
+        "invalid_json",
+        "duplicate_custom_id",
+    ]
+    assert dict(os.environ) == environ  # the command leaves the environment as it found it
+
+
+def test_the_command_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "nope.jsonl")])
+    assert exc.value.code == 2
