@@ -37,6 +37,12 @@ format: $(STAMP)
 invoke: $(STAMP)
 	$(PY) -m handler.local.invoke $(EVENT)
 
+## Run a JSONL batch file (OpenAI batch format) through the batch pipeline, locally:
+## make batch FILE=events/batch_example.jsonl [OUT=results.jsonl]
+batch: $(STAMP)
+	@test -n "$(FILE)" || { echo "usage: make batch FILE=requests.jsonl [OUT=path]"; exit 2; }
+	$(PY) -m handler.local.batch $(FILE) $(if $(OUT),--out $(OUT))
+
 bench: $(STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 

@@ -208,6 +208,23 @@ def test_tool_choice_none_sends_no_tools(fake: FakeBedrock) -> None:
     assert "toolConfig" not in fake.bodies[0]
 
 
+def test_tool_choice_none_keeps_tools_when_the_conversation_has_tool_turns(fake: FakeBedrock) -> None:
+    # Bedrock refuses toolUse/toolResult blocks without a toolConfig (the tool loop's last round).
+    messages: list[dict[str, Any]] = [
+        *USER,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "t1", "content": "sunny"},
+    ]
+    run(provider(), ModelCall(messages=messages, tools=[ToolSpec("weather", "w", {})], tool_choice="none"))
+    config = fake.bodies[0]["toolConfig"]
+    assert [t["toolSpec"]["name"] for t in config["tools"]] == ["weather"]
+    assert "toolChoice" not in config
+
+
 def test_conversation_with_image_tool_calls_and_results(fake: FakeBedrock) -> None:
     data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
     messages: list[dict[str, Any]] = [

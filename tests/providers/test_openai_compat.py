@@ -122,6 +122,7 @@ def test_request_carries_sampling_fields_stop_n_and_tools(fake: FakeOpenAI) -> N
         response_format={"type": "json_object"},
         tools=[ToolSpec(name="weather", description="Weather by city", parameters=schema)],
         tool_choice={"type": "function", "function": {"name": "weather"}},
+        parallel_tool_calls=False,
     )
     run(provider(fake), call)
 
@@ -138,6 +139,7 @@ def test_request_carries_sampling_fields_stop_n_and_tools(fake: FakeOpenAI) -> N
         }
     ]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
+    assert body["parallel_tool_calls"] is False
 
 
 def test_auth_header_comes_from_the_secrets_callable_with_model_headers(fake: FakeOpenAI) -> None:

@@ -117,6 +117,8 @@ class Splitter:
         packer = Packer(job.lines_per_message, job.message_bytes)
         index = seq = 0
         for raw in self.blobs.lines(job.input_key, job.input_etag):
+            if index == 0 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark (some editors)
+                raw = raw[3:]
             if not raw.strip():
                 continue
             if len(raw) > self.max_line_bytes:

@@ -224,6 +224,7 @@ def build_plan(req: ChatRequest, project: ProjectConfig, received_at: float) -> 
             ),
         ],
         tool_choice=req.tool_choice,
+        parallel_tool_calls=req.parallel_tool_calls,
     )
     params = {
         k: v

@@ -51,6 +51,7 @@ class ModelCall:
     response_format: dict[str, Any] | None = None
     tools: list[ToolSpec] = field(default_factory=list)
     tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 # --- Events a provider yields ------------------------------------------------------------------

@@ -416,8 +416,14 @@ def _tool_input(arguments: Any) -> Any:
     return value if isinstance(value, dict) else {"value": value}
 
 
+def _has_tool_turns(call: ModelCall) -> bool:
+    return any(m.get("role") == "tool" or m.get("tool_calls") for m in call.messages)
+
+
 def _tool_config(call: ModelCall) -> dict[str, Any] | None:
-    if not call.tools or call.tool_choice == "none":
+    """Converse has no "none" tool choice: omit the tools, unless the conversation already holds
+    tool calls or results, which Bedrock refuses without a toolConfig (then: tools, no choice)."""
+    if not call.tools or (call.tool_choice == "none" and not _has_tool_turns(call)):
         return None
     tools = []
     for tool in call.tools:

@@ -179,6 +179,8 @@ class OpenAIProvider:
             ]
             if call.tool_choice is not None:
                 body["tool_choice"] = call.tool_choice
+            if call.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = call.parallel_tool_calls
         return body
 
     def _headers(self) -> tuple[dict[str, str], str | None]:
