@@ -37,7 +37,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     monkeypatch.setenv("AUTH_MODE", "dev")
     monkeypatch.setenv("DEV_API_KEY", DEV_KEY)
     with mock_aws():
-        session = boto3.session.Session()
+        session = aws_clients.boto3_session()
         env = dict(LOCAL_ENV)
         env.update(create_resources(session, env))
         for key, value in env.items():

@@ -52,7 +52,16 @@ def client(service: str, region: str | None = None) -> Any:
         )
 
 
+@cache
+def boto3_session() -> Any:
+    """A boto3 Session over the shared botocore session (for local tooling and tests): service
+    models are parsed once per process, not once per session."""
+    import boto3
+
+    return boto3.session.Session(botocore_session=_session())
+
+
 def reset_clients() -> None:
-    """Forget every client (tests switch endpoints between cases)."""
+    """Forget every client (tests switch endpoints between cases). The session stays: it holds
+    only the parsed service models, and endpoints are read from the environment per client."""
     client.cache_clear()
-    _session.cache_clear()

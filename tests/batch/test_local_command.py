@@ -17,7 +17,8 @@ def test_the_command_runs_a_file_and_says_where_the_output_is(
 ) -> None:
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # config/ is read from the working directory
     path = tmp_path / "requests.jsonl"
-    path.write_text("\n".join([*good_lines(12), "not json", chat_line("req-0", "repeated id")]) + "\n")
+    lines = [*good_lines(12), "not json", chat_line("req-0", "repeated id")]
+    path.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")  # an editor's byte order mark too
     environ = dict(os.environ)
 
     assert main([str(path)]) == 0

@@ -59,11 +59,11 @@ def setup_project(base_url: str, *, fallback: bool = False, retries: int = 2, **
 
 
 @pytest.fixture
-def warm(client: TestClient) -> TestClient:
+def warm(module_client: TestClient) -> TestClient:
     """Served once already: deadlines below count from arrival, and a cold start would eat them."""
-    r = client.post(CHAT, json={"model": "demo", "messages": HI, "store": False})
+    r = module_client.post(CHAT, json={"model": "demo", "messages": HI, "store": False})
     assert r.status_code == 200
-    return client
+    return module_client
 
 
 def completions() -> list[dict[str, Any]]:
@@ -249,7 +249,7 @@ def test_a_stall_without_a_deadline_ends_at_the_models_timeout(warm: TestClient,
 
 
 @pytest.fixture
-def gateway(aws: dict[str, str]) -> Iterator[str]:
+def gateway(clean_aws: dict[str, str]) -> Iterator[str]:
     from handler.api.app import create_app
 
     with serve_app(create_app()) as url:

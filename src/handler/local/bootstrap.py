@@ -80,7 +80,7 @@ def load_configs(session: Any, config_dir: Path, prefix: str) -> list[str]:
     ssm = session.client("ssm")
     configs = load_dir(config_dir)
     for config in configs:
-        push(config, prefix, ssm)
+        push(config, prefix, ssm, prune=False)  # a fresh emulation has nothing stale
     return [c.project for c in configs]
 
 
