@@ -127,18 +127,36 @@ def test_retryable_faults_before_the_first_token_are_retried_then_answered(
         (Reply(status=400, error="bad request"), 1, "HTTP 400"),
         (Reply(status=401, error=f"Incorrect API key provided: {KEY}"), 1, "HTTP 401"),
         (Reply(status=500, error="internal error at {url} with key {key}"), 3, "HTTP 500"),
-        (Reply(status=200, body=b"<html><body>Welcome to nginx</body></html>", content_type="text/html"), 1,
-         "malformed"),
+        (
+            Reply(status=200, body=b"<html><body>Welcome to nginx</body></html>", content_type="text/html"),
+            1,
+            "malformed",
+        ),
         (Reply(status=200, body=b"data: {not json\n\n"), 1, "malformed"),
         (Reply(status=200, body=b'data: ["a list"]\n\n'), 1, "malformed"),
         (Reply(status=200, body=b'data: {"choices": "nope"}\n\n'), 1, "malformed"),
-        (Reply(status=200, body=b"\x00\xff\xfe garbage \x89PNG", content_type="application/octet-stream"), 1,
-         "malformed"),
+        (
+            Reply(status=200, body=b"\x00\xff\xfe garbage \x89PNG", content_type="application/octet-stream"),
+            1,
+            "malformed",
+        ),
         (Reply(drop_after=0), 3, "connection failed"),
         (Reply(body=b"", status=200), 3, "ended early"),
     ],
-    ids=["429-storm", "503-storm", "400", "401-echoing-the-key", "500-echoing-url-and-key", "html-200",
-         "bad-json-chunk", "chunk-not-object", "choices-not-list", "binary-garbage", "drops", "empty-bodies"],
+    ids=[
+        "429-storm",
+        "503-storm",
+        "400",
+        "401-echoing-the-key",
+        "500-echoing-url-and-key",
+        "html-200",
+        "bad-json-chunk",
+        "chunk-not-object",
+        "choices-not-list",
+        "binary-garbage",
+        "drops",
+        "empty-bodies",
+    ],
 )
 def test_faults_that_persist_are_a_clear_502(
     warm: TestClient, fake: FakeOpenAI, default: Reply, requests: int, detail: str
@@ -191,7 +209,9 @@ def test_a_mid_stream_error_event_is_a_502(warm: TestClient, fake: FakeOpenAI) -
 # --- stalls: the deadline holds -----------------------------------------------------------------
 
 
-def test_a_stalled_upstream_is_a_504_at_the_deadline_and_is_hung_up_on(warm: TestClient, fake: FakeOpenAI) -> None:
+def test_a_stalled_upstream_is_a_504_at_the_deadline_and_is_hung_up_on(
+    warm: TestClient, fake: FakeOpenAI
+) -> None:
     fake.default = Reply(stall=True)
     setup_project(fake.base_url)
     r, took = post(warm, max_ttft_ms=400)
@@ -261,7 +281,10 @@ def gateway(clean_aws: dict[str, str]) -> Iterator[str]:
 def stream(url: str, **fields: Any) -> tuple[int, str, str, float]:
     started = time.perf_counter()
     body = {"model": "faulty", "messages": HI, "stream": True, **fields}
-    with httpx.Client(base_url=url, headers=AUTH, timeout=10) as http, http.stream("POST", CHAT, json=body) as r:
+    with (
+        httpx.Client(base_url=url, headers=AUTH, timeout=10) as http,
+        http.stream("POST", CHAT, json=body) as r,
+    ):
         text = "".join(r.iter_text())
         return r.status_code, r.headers.get("content-type", ""), text, time.perf_counter() - started
 

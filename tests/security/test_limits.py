@@ -65,7 +65,8 @@ AT = [
 
 
 @pytest.fixture
-def limited(client: TestClient) -> TestClient:
+def limited(module_client: TestClient) -> TestClient:
+    client = module_client
     put_project(
         {
             "project": "tight",
@@ -97,7 +98,8 @@ def test_values_at_the_limit_pass(limited: TestClient, fields: dict[str, Any]) -
     assert r.status_code == 200, r.text
 
 
-def test_defaults_apply_when_a_project_sets_no_limits(client: TestClient) -> None:
+def test_defaults_apply_when_a_project_sets_no_limits(module_client: TestClient) -> None:
+    client = module_client
     from handler.config.models import Limits
 
     put_project({"project": "plain", "default_model": "echo", "models": {"echo": {"provider": "echo"}}})
@@ -134,7 +136,7 @@ def test_docs_list_every_limit_with_its_real_default() -> None:
 
 
 @pytest.fixture
-def small_body_server(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def small_body_server(clean_aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from handler import wiring
     from handler.api.app import create_app
 

@@ -43,7 +43,8 @@ def chat(client: TestClient, model: str, args: dict[str, Any] | None = None) -> 
 
 
 @pytest.fixture
-def warm(client: TestClient) -> TestClient:
+def warm(module_client: TestClient) -> TestClient:
+    client = module_client
     """A client whose app has served once: timings below measure rendering, not a cold start."""
     assert (
         client.post(CHAT, json={"model": "demo", "messages": [{"role": "user", "content": "hi"}]}).status_code
@@ -59,12 +60,12 @@ def stored_system_prompt(client: TestClient, response: Any) -> str:
 
 
 @pytest.mark.parametrize("payload", INJECTIONS)
-def test_injection_payloads_in_arguments_stay_literal(client: TestClient, payload: str) -> None:
+def test_injection_payloads_in_arguments_stay_literal(module_client: TestClient, payload: str) -> None:
     put_project(project("You are {{ persona }}. Context: {% for d in docs %}[{{ d }}]{% endfor %}"))
-    r, _ = chat(client, "tpl", {"persona": payload, "docs": [payload, {"k": payload}]})
+    r, _ = chat(module_client, "tpl", {"persona": payload, "docs": [payload, {"k": payload}]})
     assert r.status_code == 200, r.text
     expected = f"You are {payload}. Context: [{payload}][{ {'k': payload} }]"
-    assert stored_system_prompt(client, r) == expected
+    assert stored_system_prompt(module_client, r) == expected
 
 
 @pytest.mark.parametrize(
@@ -131,11 +132,17 @@ def test_abusive_templates_are_refused_before_anything_runs(
     ssm = boto3.client("ssm")
     base = "/chat-gateway/projects/raw"
     ssm.put_parameter(
-        Name=f"{base}/project", Value=orjson.dumps({"default_model": "echo"}).decode(), Type="String"
+        Name=f"{base}/project",
+        Value=orjson.dumps({"default_model": "echo"}).decode(),
+        Type="String",
+        Overwrite=True,
     )
-    ssm.put_parameter(Name=f"{base}/models/echo", Value='{"provider": "echo"}', Type="String")
+    ssm.put_parameter(Name=f"{base}/models/echo", Value='{"provider": "echo"}', Type="String", Overwrite=True)
     ssm.put_parameter(
-        Name=f"{base}/system_prompt", Value=orjson.dumps({"template": template}).decode(), Type="String"
+        Name=f"{base}/system_prompt",
+        Value=orjson.dumps({"template": template}).decode(),
+        Type="String",
+        Overwrite=True,
     )
     r, took = chat(warm, "raw", {"persona": "x", "xs": []})
     assert r.status_code == 500, r.text
@@ -143,11 +150,11 @@ def test_abusive_templates_are_refused_before_anything_runs(
     assert took < 2.0
 
 
-def test_string_methods_are_whitelisted(client: TestClient) -> None:
+def test_string_methods_are_whitelisted(module_client: TestClient) -> None:
     put_project(project("{{ s.upper() }}|{{ s.split(',')|join('+') }}|{{ d.get('k') }}"))
-    r, _ = chat(client, "tpl", {"s": "a,b", "d": {"k": "v"}})
+    r, _ = chat(module_client, "tpl", {"s": "a,b", "d": {"k": "v"}})
     assert r.status_code == 200
-    assert stored_system_prompt(client, r) == "A,B|a+b|v"
+    assert stored_system_prompt(module_client, r) == "A,B|a+b|v"
     refused = [
         "{{ s.format(1) }}",
         "{{ s.center(999999999) }}",
@@ -156,6 +163,6 @@ def test_string_methods_are_whitelisted(client: TestClient) -> None:
     ]
     for i, template in enumerate(refused):
         put_project(project(template, name=f"tpl{i}"))  # a new project: config is cached per project
-        r, _ = chat(client, f"tpl{i}", {"s": "{:>999999999}"})
+        r, _ = chat(module_client, f"tpl{i}", {"s": "{:>999999999}"})
         assert r.status_code == 400, (template, r.text)
         assert r.json()["error"]["param"] == "system_prompt_args"

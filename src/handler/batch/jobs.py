@@ -229,18 +229,19 @@ class BatchTable:
         return True
 
     def get(self, batch_id: str) -> BatchJob | None:
-        """The record with its live counts (one query: the batch item and the counter item)."""
-        page = self.client.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :batch AND :counter",
-            ExpressionAttributeValues={
-                ":pk": {"S": f"BATCH#{batch_id}"},
-                ":batch": {"S": "BATCH"},
-                ":counter": {"S": "COUNTER"},
-            },
-            ConsistentRead=True,
-        )
-        items = {item["sk"]["S"]: item for item in page.get("Items", [])}
+        """The record with its live counts (the batch item and the counter item, in one read)."""
+        request: dict[str, Any] = {
+            self._table: {"Keys": [batch_key(batch_id), counter_key(batch_id)], "ConsistentRead": True}
+        }
+        items: dict[str, dict[str, Any]] = {}
+        for attempt in range(8):
+            response = self.client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self._table, []):
+                items[item["sk"]["S"]] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(0.05 * 2**attempt, 1.0))
         if "BATCH" not in items:
             return None
         return job_from_items(items["BATCH"], items.get("COUNTER"))

@@ -192,6 +192,33 @@ def _deadlines(plan: Plan) -> dict[str, int | None]:
     return out
 
 
+def _log_completion(outcome: Outcome) -> None:
+    """One log line per completion: ids, model, status, figures. Message content (the request's
+    messages, the system prompt, the answers) only when `LOG_CONTENT` is on; secrets never."""
+    from handler.settings import get_settings
+
+    plan = outcome.plan
+    extra: dict[str, Any] = {
+        "request_id": plan.request_id,
+        "session_id": plan.session_id,
+        "project": plan.project_name,
+        "model": outcome.model_name,
+        "status": outcome.status,
+        "completion_ids": [c.completion_id for c in outcome.choices],
+        "ttft_ms": outcome.ttft_ms,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "attempts": [f"{a.model}:{a.outcome}" for a in outcome.attempts],
+    }
+    if outcome.error is not None:
+        extra["error"] = {"code": outcome.error.code, "message": outcome.error.message}
+    if get_settings().log_content:
+        extra["messages"] = plan.messages
+        extra["system_prompt"] = plan.call.system
+        extra["content"] = [c.content for c in outcome.choices]
+    logger.info("completion", extra=extra)
+
+
 class CompletionService:
     def __init__(
         self,
@@ -283,6 +310,7 @@ class CompletionService:
             prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens,
         )
+        _log_completion(outcome)
         if not plan.store:
             return
         records = outcome.records()

@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("file", type=Path, help="a JSONL file in the OpenAI batch format")
     parser.add_argument("--out", type=Path, help="where to save the output (default: FILE.output.jsonl)")
-    parser.add_argument("--workers", type=int, default=4, help="concurrent invocations (default 4)")
+    parser.add_argument("--workers", type=int, default=2, help="concurrent invocations (default 2)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if not args.file.is_file():
