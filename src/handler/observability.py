@@ -13,10 +13,13 @@ import os
 import sys
 import time
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aws_lambda_powertools import Logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
 
 logger = Logger(service="chat-gateway", use_rfc3339=True)
 
@@ -33,7 +36,7 @@ def metrics() -> Any:
 
 
 @cache
-def tracer() -> Any:
+def tracer() -> Tracer:
     from aws_lambda_powertools import Tracer
 
     # Only botocore is patched: patching every supported library costs cold-start time for

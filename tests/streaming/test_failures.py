@@ -4,10 +4,13 @@ is cancelled, the record says so)."""
 
 from __future__ import annotations
 
+import json
+import socket
 from typing import Any
 
 import pytest
 
+from tests.conftest import AUTH
 from tests.fakes.bedrock_server import BedrockReply, FakeBedrock
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.streaming.conftest import CHAT, Gateway, chat, data_lines, project, records
@@ -88,3 +91,22 @@ def test_upstream_error_before_the_first_token_is_a_json_error(
     assert response.json()["error"]["type"] == "upstream_error"
     assert len(openai_fake.requests) == 1  # a 400 is not retried
     assert gateway.saves.wait(1) == ["failed"]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_client_leaving_before_the_first_token_cancels_the_upstream_call(
+    gateway: Gateway, openai_fake: FakeOpenAI, stream: bool
+) -> None:
+    model = project("stalls", {"m": {"provider": "openai", "base_url": openai_fake.base_url, "model": "m"}})
+    openai_fake.enqueue(Reply(stall=True))  # headers, then nothing: no deadline would end this
+    body = json.dumps(chat(model, stream=stream)).encode()
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"POST {CHAT} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {AUTH['Authorization']}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert openai_fake.request_received.wait(5)
+    # The client is gone before any token: the gateway must not keep the upstream call open.
+    assert openai_fake.disconnected.wait(5), "the upstream call outlived the client"

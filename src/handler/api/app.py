@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -139,5 +139,16 @@ def create_app(service: CompletionService | None = None) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with the error responses every route really has (api/openapi.py)."""
+        if app.openapi_schema is None:
+            from handler.api.openapi import document_errors
+
+            app.openapi_schema = document_errors(generate_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(RequestClock, max_body_bytes=get_settings().max_body_bytes)
     return app

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
@@ -31,6 +33,33 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+T = TypeVar("T")
+
+
+async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T | Response:
+    """Run `work`, but cancel it (closing the upstream call: we stop paying) if the client leaves.
+
+    The body is already read, so the next ASGI message can only be `http.disconnect`. Under Mangum
+    it never comes before the response: there the work simply runs to its end.
+    """
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not watcher.done() or watcher.cancelled():
+            raise  # we are being cancelled ourselves
+        return Response(status_code=499)  # nginx's "client closed request": nobody reads it
+    finally:
+        watcher.cancel()
+
+
 async def ignored_fields(request: Request) -> list[str]:
     """Top-level fields this API does not know: accepted, ignored, and named back to the client."""
     body = await request.json()  # FastAPI already parsed it; Starlette caches the result
@@ -56,8 +85,10 @@ async def create_chat_completion(body: ChatRequest, request: Request, service: S
     if plan.stream:
         from handler.api.streaming import stream_response
 
-        return await stream_response(service, plan, headers)
-    outcome = await service.complete(plan)
+        return await unless_disconnected(request, stream_response(service, plan, headers))
+    outcome = await unless_disconnected(request, service.complete(plan))
+    if isinstance(outcome, Response):
+        return outcome
     if outcome.ttft_ms is not None:
         headers["X-TTFT-Ms"] = f"{outcome.ttft_ms:.1f}"
     return Response(

@@ -1,0 +1,52 @@
+"""The OpenAPI document says what the API really answers: the error statuses every route can return
+(with the `{"error": {...}}` body), and not FastAPI's 422, which this API never uses (a bad body is a
+400 that names the field). The fuzzing suite (tests/fuzz) holds every response to this document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handler.api.schemas import ErrorBody
+
+# Statuses any authenticated route can answer, whatever it does.
+COMMON_ERRORS: dict[str, str] = {
+    "400": "Invalid request (the field is named in `error.param`)",
+    "401": "Missing, unknown or revoked API key",
+    "403": "The API key is not allowed to access this project",
+    "404": "Unknown project, model or record (`EntityNotFound:`)",
+    "413": "Request body too large",
+    "500": "Internal error (the body says nothing of its cause)",
+    "503": "The API key could not be verified right now; retry",
+}
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the common error responses to every operation, drop 422 and its unused schemas."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("ErrorBody", ErrorBody.model_json_schema())
+    components.setdefault(
+        "ErrorResponse",
+        {
+            "title": "ErrorResponse",
+            "type": "object",
+            "properties": {"error": {"$ref": "#/components/schemas/ErrorBody"}},
+            "required": ["error"],
+        },
+    )
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            responses.pop("422", None)
+            for status, description in COMMON_ERRORS.items():
+                responses.setdefault(
+                    status, {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
+                )
+    text = repr(schema.get("paths", {}))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{unused}" not in text:
+            components.pop(unused, None)
+    return schema
