@@ -1,10 +1,10 @@
 """`python -m handler.cli`: manage project config and API keys from a terminal.
 
-    python -m handler.cli config validate config/*.yaml
-    python -m handler.cli config push config/demo.yaml --prefix /chat-gateway [--region eu-west-1]
-    python -m handler.cli keys create --project demo [--project other] [--name ci] [--table T]
-    python -m handler.cli keys list
-    python -m handler.cli keys revoke KEY_ID
+python -m handler.cli config validate config/*.yaml
+python -m handler.cli config push config/demo.yaml --prefix /chat-gateway [--region eu-west-1]
+python -m handler.cli keys create --project demo [--project other] [--name ci] [--table T]
+python -m handler.cli keys list
+python -m handler.cli keys revoke KEY_ID
 """
 
 from __future__ import annotations

@@ -88,3 +88,19 @@ def test_the_sqs_event_file_drives_the_handler(aws: dict[str, str]) -> None:
     (record,) = records_of("completion")
     body = json.loads(record["body"]["S"])
     assert body["labels"] == {"source": "sqs"} and body["project"] == "demo"
+
+
+def test_the_http_handler_still_works_in_the_same_process_after_a_batch_invocation(
+    aws: dict[str, str],
+) -> None:
+    """`make invoke` runs several events in one process, as a warm Lambda would."""
+    import asyncio
+
+    from handler.entrypoints.http import lambda_handler
+    from handler.local.batch import LambdaContext
+    from tests.conftest import EVENTS_DIR
+
+    assert invoke(json.loads((EVENTS_DIR / "sqs_message.json").read_text())) == {"batchItemFailures": []}
+    asyncio.get_event_loop_policy().get_event_loop()  # the caller's thread still has its loop state
+    response = lambda_handler(json.loads((EVENTS_DIR / "chat_completion.json").read_text()), LambdaContext())
+    assert response["statusCode"] == 200

@@ -7,9 +7,11 @@ and fails the same way twice; `FUZZ_EXAMPLES=200 make test` digs deeper.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import schemathesis
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -40,3 +42,49 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app())
 )
 def test_api_conforms_to_its_schema(case: schemathesis.Case, clean_aws: dict[str, str]) -> None:
     case.call_and_validate(headers=AUTH, checks=CHECKS, excluded_checks=[])
+
+
+def _answerable(case: schemathesis.Case, model: str) -> schemathesis.Case:
+    """A generated chat request aimed at a model that exists, so the whole path runs (not only 404s)."""
+    if isinstance(case.body, dict):
+        body = {**case.body, "model": model}
+        body.pop("max_ttft_ms", None)  # a random tiny deadline would only ever test the 504
+        # Keep the generated text, in a shape the wire format's cross-field rules accept (the
+        # schema can't say "content is required unless the role is assistant").
+        texts = [m.get("content") for m in body.get("messages") or [] if isinstance(m, dict)]
+        text = next((t for t in texts if isinstance(t, str) and t), "hi")
+        body["messages"] = [{"role": "user", "content": text}]
+        case.body = body
+    return case
+
+
+_CHAT = schema["/api/v1/chat/completions"]["POST"]
+
+
+@given(
+    case=st.builds(
+        _answerable,
+        _CHAT.as_strategy(),
+        st.sampled_from(["demo", "demo/echo"]),
+    )
+)
+@settings(
+    max_examples=EXAMPLES * 2,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+def test_chat_requests_to_a_real_model_conform(case: schemathesis.Case, clean_aws: dict[str, Any]) -> None:
+    case.call_and_validate(headers=AUTH, checks=CHECKS, excluded_checks=[])
+
+
+def test_unknown_fields_with_any_name_are_named_back_safely(module_client: Any) -> None:
+    """Found by the fuzzer: a non-latin-1 (or newline) field name crashed the response header."""
+    body = {"model": "demo", "messages": [{"role": "user", "content": "hi"}], "\U000ab6e2é": 1, "a\r\nb": 2}
+    r = module_client.post("/api/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Ignored-Fields"] == "a\\r\\nb,\\U000ab6e2\\xe9"  # sorted
+    r = module_client.post("/api/v1/chat/completions", json={**body, "stream": True})
+    assert r.status_code == 200 and "\\U000ab6e2" in r.headers["X-Ignored-Fields"]

@@ -267,3 +267,50 @@ def test_key_table_unreachable_is_503_and_nobody_gets_in(app_client: TestClient)
     r = ask(app_client, key)
     assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "auth_unavailable"
+
+
+def test_every_other_route_refuses_another_projects_data(app_client: TestClient, aws: dict[str, str]) -> None:
+    """Campaigns, batches, listings, feedback and outcomes: 403 outside the key's projects."""
+    import boto3
+
+    _, demo_key = create_key("demo")
+    _, other_key = create_key("other")
+    own = {"Authorization": f"Bearer {other_key}"}
+    stranger = {"Authorization": f"Bearer {demo_key}"}
+
+    answer = ask(app_client, other_key, model="other").json()
+    cid, sid = answer["choices"][0]["completion_id"], answer["session_id"]
+    boto3.client("s3").put_object(
+        Bucket=aws["BUCKET_NAME"],
+        Key="batches/input/other.jsonl",
+        Body=b'{"custom_id": "1", "body": {"model": "other", "messages": [{"role": "user", "content": "x"}]}}\n',
+    )
+    batch = app_client.post(
+        "/api/v1/batches", json={"project": "other", "input_key": "batches/input/other.jsonl"}, headers=own
+    )
+    assert batch.status_code == 202, batch.text
+    batch_id = batch.json()["id"]
+
+    campaign = "5b0c3f6e-8a59-4a7e-9a43-2d3c1a6f0b12"
+    requests: list[tuple[str, str, dict[str, object] | None]] = [
+        ("GET", "/api/v1/projects/other/completions", None),
+        ("GET", "/api/v1/projects/other/ab_campaigns", None),
+        ("GET", f"/api/v1/projects/other/ab_campaigns/{campaign}/results", None),
+        ("GET", f"/api/v1/ab_campaigns/{campaign}/results?project=other", None),
+        ("GET", f"/api/v1/completions/{cid}/feedback", None),
+        ("POST", "/api/v1/feedback", {"completion_id": cid, "metric": "thumbs", "value": True}),
+        ("POST", "/api/v1/outcome", {"project_id": "other", "session_id": sid, "metric": "sale", "value": 1}),
+        ("GET", f"/api/v1/batches/{batch_id}", None),
+        ("GET", "/api/v1/batches?project=other", None),
+        ("POST", "/api/v1/batches", {"project": "other", "input_key": "batches/input/other.jsonl"}),
+    ]
+    for method, path, body in requests:
+        r = app_client.request(method, path, json=body, headers=stranger)
+        assert r.status_code == 403, (method, path, r.status_code, r.text)
+        assert r.json()["error"]["type"] == "permission_error"
+        mine = app_client.request(method, path, json=body, headers=own)
+        assert mine.status_code < 400 or mine.status_code == 404, (method, path, mine.text)
+    # Listing without a project filter shows only the key's own projects' batches.
+    listed = app_client.get("/api/v1/batches", headers=stranger).json()
+    assert batch_id not in str(listed)
+    assert batch_id in str(app_client.get("/api/v1/batches", headers=own).json())

@@ -8,6 +8,7 @@ refused keys, a throttled table (records queued for a retry) and the Lambda entr
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Iterator
@@ -36,7 +37,9 @@ def fake() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def keyed(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI) -> Iterator[tuple[str, str]]:
+def keyed(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI
+) -> Iterator[tuple[str, str]]:
     """A deployment's auth, a project `sec` on the fake upstream; yields (API key, other project's key)."""
     from handler import wiring
     from handler.store.keys import DynamoKeyStore
@@ -137,7 +140,15 @@ def test_no_secret_in_logs_error_bodies_or_stored_records(
     key, other = keyed
     with captured_logs() as logs, TestClient(create_app(), raise_server_exceptions=False) as client:
         responses = exercise(client, fake, key, other)
-        via_lambda = lambda_handler(lambda_event(key), LambdaContext())
+        # Mangum runs on `asyncio.get_event_loop()`, which an earlier `asyncio.run` in this process
+        # leaves unset; Lambda's runtime has one. (tests/entrypoints covers that path itself.)
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            via_lambda = lambda_handler(lambda_event(key), LambdaContext())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
     printed = capsys.readouterr()
 
     statuses = [r.status_code for r in responses]

@@ -43,7 +43,8 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
             responses.pop("422", None)
             for status, description in COMMON_ERRORS.items():
                 responses.setdefault(
-                    status, {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
+                    status,
+                    {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}},
                 )
     text = repr(schema.get("paths", {}))
     for unused in ("HTTPValidationError", "ValidationError"):

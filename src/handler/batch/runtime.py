@@ -3,7 +3,9 @@ of S3 and SQS events to the splitter and the worker."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
@@ -48,8 +50,6 @@ class Runtime:
 
     async def handle_record(self, record: SQSRecord) -> None:
         """One SQS record: a batch message (by its `kind` attribute) or a single chat request."""
-        import asyncio
-
         from handler.batch.worker import Delivery
 
         attribute = record.message_attributes[KIND]
@@ -120,17 +120,43 @@ def handle_s3_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def handle_sqs_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """SQS records, concurrently; the ones that raised are reported back (`batchItemFailures`)."""
-    from aws_lambda_powertools.utilities.batch import (
-        AsyncBatchProcessor,
-        EventType,
-        async_process_partial_response,
-    )
+    """SQS records, concurrently; the ones that raised are reported back (`batchItemFailures`).
+
+    Every record starts at once on the process's event loop; Powertools' `BatchProcessor` then
+    collects each record's outcome in order and builds the partial batch response.
+    """
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     rt = runtime()
     rt.worker.idempotency.register(context)
-    processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = async_process_partial_response(
-        event=event, record_handler=rt.handle_record, processor=processor, context=context
+    loop = event_loop()
+    running: dict[str, list[Future[None]]] = {}
+    for raw in event.get("Records", []):
+        future = asyncio.run_coroutine_threadsafe(rt.handle_record(SQSRecord(raw)), loop)
+        running.setdefault(raw.get("messageId", ""), []).append(future)
+
+    def record_handler(record: SQSRecord) -> None:
+        running[record.message_id].pop(0).result()
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
     )
     return dict(response)
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per process, in its own thread, reused by every invocation (like Mangum's):
+    pooled upstream connections survive between invocations, and the caller's thread keeps its own
+    event-loop state (`asyncio.run` would leave it without a current loop)."""
+    global _loop
+    with _runtime_lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="batch-event-loop", daemon=True).start()
+            _loop = loop
+        return _loop

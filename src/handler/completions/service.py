@@ -332,6 +332,8 @@ class CompletionService:
                     extra={"completion_ids": ids, "error": error, "queue_error": str(queue_exc)},
                 )
                 return
-            logger.warning("completion records queued for a retry", extra={"completion_ids": ids, "error": error})
+            logger.warning(
+                "completion records queued for a retry", extra={"completion_ids": ids, "error": error}
+            )
             return
         logger.error("completion records not stored", extra={"completion_ids": ids, "error": error})

@@ -25,7 +25,14 @@ from handler.store.records import CompletionRecord
 # trimmed body stay well under the rest.
 OFFLOAD_ABOVE_BYTES = 300_000
 PREFIX = "payloads"
-_LARGE: dict[str, Any] = {"messages": [], "system_prompt": None, "content": "", "tool_calls": None, "tool_runs": [], "params": {}}
+_LARGE: dict[str, Any] = {
+    "messages": [],
+    "system_prompt": None,
+    "content": "",
+    "tool_calls": None,
+    "tool_runs": [],
+    "params": {},
+}
 
 
 class Payloads(Protocol):

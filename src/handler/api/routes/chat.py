@@ -81,7 +81,10 @@ async def create_chat_completion(body: ChatRequest, request: Request, service: S
     headers: dict[str, str] = {}
     ignored = await ignored_fields(request)
     if ignored:
-        headers["X-Ignored-Fields"] = ",".join(ignored)[:1024]
+        # Field names are the client's JSON keys: any text. A header value must be latin-1 without
+        # control characters, so they are escaped (`\\n`, `\\xe9`) rather than crash the response.
+        names = ",".join(name.encode("unicode_escape").decode("ascii") for name in ignored)
+        headers["X-Ignored-Fields"] = names[:1024]
     if plan.stream:
         from handler.api.streaming import stream_response
 
