@@ -17,6 +17,7 @@ NO_STORE = "bench"  # echo, zero latency, store off
 STORE = "bench-store"  # the same, store on
 TEMPLATED = "bench-template"  # store off, with a system prompt template (jinja2 on the first request)
 RELAY = "bench-relay"  # openai models pointing at benchmarks.upstream
+TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
 
 def _echo_project(name: str, *, store: bool, template: str | None = None) -> dict[str, Any]:
@@ -87,10 +88,23 @@ class Emulation:
             {
                 "AUTH_MODE": "dev",
                 "DEV_API_KEY": "sk-local-dev",
-                # What Lambda sets (Powertools and botocore read some of these).
+                # What the Lambda runtime sets. Libraries read these: the X-Ray SDK, for one, takes
+                # its Lambda path only when LAMBDA_TASK_ROOT is set (elsewhere it builds two botocore
+                # X-Ray clients at import, ~100 ms that a deployed function never pays).
+                "LAMBDA_TASK_ROOT": str(ROOT / "src"),
+                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
                 "AWS_LAMBDA_FUNCTION_NAME": "chat-gateway-ApiFunction",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/chat-gateway-ApiFunction",
+                "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+                # Tracing on, as deployed (`Tracing: Active`): segments go to a daemon address where
+                # nothing listens (UDP, so sending costs what it costs on Lambda). The trace header
+                # is the one the runtime passes for a sampled invocation.
+                "POWERTOOLS_TRACE_DISABLED": "false",
+                "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+                "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+                "_X_AMZN_TRACE_ID": TRACE_HEADER,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
                 "LOG_CONTENT": "false",

@@ -92,10 +92,20 @@ def runtime_python(build: bool) -> Path | None:
         return None
     shutil.rmtree(target, ignore_errors=True)
     CACHE.mkdir(exist_ok=True)
-    subprocess.run([PYTHON, "-m", "venv", str(target)], check=True)
+    venv = subprocess.run([PYTHON, "-m", "venv", str(target)], capture_output=True, text=True)
+    if venv.returncode != 0:
+        raise RuntimeError(f"python -m venv failed ({venv.returncode}): {venv.stderr[-2000:]}")
     _pip("-r", str(REQUIREMENTS), _boto3_pin(), python=str(python))
     (target / ".complete").write_text("built by benchmarks/sizes.py\n")
+    _prune("runtime-", keep=target)
     return python
+
+
+def _prune(prefix: str, keep: Path) -> None:
+    """Builds for requirements that have since changed: never used again."""
+    for stale in CACHE.glob(f"{prefix}*"):
+        if stale != keep and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def layer_dir(build: bool) -> Path | None:
@@ -113,6 +123,7 @@ def layer_dir(build: bool) -> Path | None:
     (staging / ".complete").write_text("built by benchmarks/sizes.py\n")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
+    _prune("layer-", keep=target)
     return target / "python"
 
 

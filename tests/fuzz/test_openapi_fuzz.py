@@ -22,7 +22,7 @@ from schemathesis.checks import (
 from handler.api.app import create_app
 from tests.conftest import AUTH
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 

@@ -34,7 +34,11 @@ def item_size(item: dict[str, Any]) -> int:
     return sum(len(k.encode()) + len(json.dumps(v).encode()) for k, v in item.items())
 
 
-def test_a_1mb_conversation_round_trips_byte_for_byte(client: TestClient, aws: dict[str, str]) -> None:
+def test_a_1mb_conversation_round_trips_byte_for_byte(
+    module_client: TestClient, clean_aws: dict[str, str]
+) -> None:
+    client = module_client
+    aws = clean_aws
     messages = conversation()
     sent = orjson.dumps(messages)
     assert len(sent) > 1_000_000
@@ -64,7 +68,7 @@ def test_a_1mb_conversation_round_trips_byte_for_byte(client: TestClient, aws: d
     assert found and orjson.dumps(found[0]["messages"]) == sent
 
 
-def test_store_round_trip_of_a_large_record_is_exact(aws: dict[str, str]) -> None:
+def test_store_round_trip_of_a_large_record_is_exact(clean_aws: dict[str, str]) -> None:
     from handler import wiring
     from handler.store.records import CompletionRecord
 
@@ -106,8 +110,10 @@ def test_store_round_trip_of_a_large_record_is_exact(aws: dict[str, str]) -> Non
 
 
 def test_a_large_record_that_could_not_be_written_is_queued_through_s3_and_arrives(
-    client: TestClient, aws: dict[str, str]
+    module_client: TestClient, clean_aws: dict[str, str]
 ) -> None:
+    client = module_client
+    aws = clean_aws
     refusing = refuse_table_writes()
     messages = conversation(600_000, parts=4)
     r = client.post(CHAT, json={"model": "demo", "messages": messages})

@@ -20,8 +20,10 @@ def completions_in_table() -> list[dict[str, Any]]:
 
 
 def test_a_throttled_write_still_answers_and_the_record_arrives_after_the_drain(
-    client: TestClient, aws: dict[str, str]
+    module_client: TestClient, clean_aws: dict[str, str]
 ) -> None:
+    client = module_client
+    aws = clean_aws
     refusing = refuse_table_writes()
     r = client.post(
         CHAT,
@@ -52,7 +54,9 @@ def test_a_throttled_write_still_answers_and_the_record_arrives_after_the_drain(
     assert queued_messages(aws["STORE_RETRY_QUEUE_URL"]) == []
 
 
-def test_a_failed_streamed_answer_is_kept_too(client: TestClient, aws: dict[str, str]) -> None:
+def test_a_failed_streamed_answer_is_kept_too(module_client: TestClient, clean_aws: dict[str, str]) -> None:
+    client = module_client
+    aws = clean_aws
     refusing = refuse_table_writes()
     with client.stream(
         "POST",
@@ -70,8 +74,10 @@ def test_a_failed_streamed_answer_is_kept_too(client: TestClient, aws: dict[str,
 
 
 def test_a_message_that_fails_again_is_reported_for_redelivery_alone(
-    client: TestClient, aws: dict[str, str]
+    module_client: TestClient, clean_aws: dict[str, str]
 ) -> None:
+    client = module_client
+    aws = clean_aws
     refusing = refuse_table_writes()
     for text in ("first", "second"):
         assert (
@@ -102,8 +108,9 @@ def test_a_message_that_fails_again_is_reported_for_redelivery_alone(
 
 
 def test_when_the_queue_fails_too_the_client_still_gets_its_answer_and_the_loss_is_logged(
-    client: TestClient, aws: dict[str, str]
+    module_client: TestClient, clean_aws: dict[str, str]
 ) -> None:
+    client = module_client
     from handler import wiring
     from tests.reliability.conftest import Refusing
 
@@ -121,7 +128,11 @@ def test_when_the_queue_fails_too_the_client_still_gets_its_answer_and_the_loss_
     assert "doomed" not in json.dumps(lines)  # content stays out of logs
 
 
-def test_store_errors_outside_dynamodb_are_caught_too(client: TestClient, aws: dict[str, str]) -> None:
+def test_store_errors_outside_dynamodb_are_caught_too(
+    module_client: TestClient, clean_aws: dict[str, str]
+) -> None:
+    client = module_client
+    aws = clean_aws
     from handler import wiring
 
     store = wiring.default_store()
@@ -134,3 +145,15 @@ def test_store_errors_outside_dynamodb_are_caught_too(client: TestClient, aws: d
     assert r.status_code == 200
     (message,) = queued_messages(aws["STORE_RETRY_QUEUE_URL"])
     assert json.loads(message["Body"])["records"][0]["content"] == "bug"
+
+
+def test_the_store_retry_event_file_drives_the_function(clean_aws: dict[str, str]) -> None:
+    """`make invoke EVENT=events/store_retry.json` runs StoreRetryFunction on a queued record."""
+    from handler.local.invoke import handler_for, invoke
+    from tests.conftest import EVENTS_DIR
+
+    event = json.loads((EVENTS_DIR / "store_retry.json").read_text())
+    assert handler_for(event) == "handler.entrypoints.store_retry.lambda_handler"
+    assert invoke(event) == {"batchItemFailures": []}
+    (item,) = completions_in_table()
+    assert json.loads(item["body"]["S"])["content"] == "Hello, gateway!"

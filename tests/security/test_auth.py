@@ -21,7 +21,7 @@ def ask(client: TestClient, key: str | None, model: str = "demo", **extra: objec
 
 
 @pytest.fixture
-def keys_mode(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def keys_mode(clean_aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A deployment's auth: table keys only, the dev key refused."""
     from handler import wiring
 
@@ -232,7 +232,7 @@ def test_cli_lists_without_secrets_and_refuses_unknown_ids(
 
 @pytest.mark.parametrize("mode", ["off", "none", "", "disabled", "KEYS-ONLY"])
 def test_an_unknown_auth_mode_refuses_everything(
-    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, mode: str
+    clean_aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     from handler import wiring
     from handler.api.app import create_app
@@ -248,12 +248,12 @@ def test_an_unknown_auth_mode_refuses_everything(
     wiring.reset()
 
 
-def test_dev_mode_accepts_the_dev_key_and_table_keys(client: TestClient) -> None:
+def test_dev_mode_accepts_the_dev_key_and_table_keys(module_client: TestClient) -> None:
     _, demo_key = create_key("demo")
-    assert ask(client, "sk-local-dev").status_code == 200
-    assert ask(client, demo_key).status_code == 200
-    assert ask(client, demo_key, model="other-project").status_code == 403
-    assert ask(client, "sk-local-dev-but-not-quite").status_code == 401
+    assert ask(module_client, "sk-local-dev").status_code == 200
+    assert ask(module_client, demo_key).status_code == 200
+    assert ask(module_client, demo_key, model="other-project").status_code == 403
+    assert ask(module_client, "sk-local-dev-but-not-quite").status_code == 401
 
 
 def test_key_table_unreachable_is_503_and_nobody_gets_in(app_client: TestClient) -> None:
@@ -269,7 +269,9 @@ def test_key_table_unreachable_is_503_and_nobody_gets_in(app_client: TestClient)
     assert r.json()["error"]["code"] == "auth_unavailable"
 
 
-def test_every_other_route_refuses_another_projects_data(app_client: TestClient, aws: dict[str, str]) -> None:
+def test_every_other_route_refuses_another_projects_data(
+    app_client: TestClient, clean_aws: dict[str, str]
+) -> None:
     """Campaigns, batches, listings, feedback and outcomes: 403 outside the key's projects."""
     import boto3
 
@@ -281,7 +283,7 @@ def test_every_other_route_refuses_another_projects_data(app_client: TestClient,
     answer = ask(app_client, other_key, model="other").json()
     cid, sid = answer["choices"][0]["completion_id"], answer["session_id"]
     boto3.client("s3").put_object(
-        Bucket=aws["BUCKET_NAME"],
+        Bucket=clean_aws["BUCKET_NAME"],
         Key="batches/input/other.jsonl",
         Body=b'{"custom_id": "1", "body": {"model": "other", "messages": [{"role": "user", "content": "x"}]}}\n',
     )

@@ -38,7 +38,7 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def keyed(
-    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI
+    clean_aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI
 ) -> Iterator[tuple[str, str]]:
     """A deployment's auth, a project `sec` on the fake upstream; yields (API key, other project's key)."""
     from handler import wiring
@@ -46,7 +46,7 @@ def keyed(
 
     monkeypatch.setenv("AUTH_MODE", "keys")
     wiring.reset()
-    boto3.client("ssm").put_parameter(Name=KEY_PARAM, Value=UPSTREAM_KEY, Type="SecureString")
+    boto3.client("ssm").put_parameter(Name=KEY_PARAM, Value=UPSTREAM_KEY, Type="SecureString", Overwrite=True)
     put_project(
         {
             "project": "sec",
@@ -131,8 +131,9 @@ def lambda_event(key: str) -> dict[str, Any]:
 
 
 def test_no_secret_in_logs_error_bodies_or_stored_records(
-    keyed: tuple[str, str], fake: FakeOpenAI, aws: dict[str, str], capsys: pytest.CaptureFixture[str]
+    keyed: tuple[str, str], fake: FakeOpenAI, clean_aws: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    aws = clean_aws
     from handler.api.app import create_app
     from handler.entrypoints.http import lambda_handler
     from handler.local.invoke import LambdaContext
@@ -178,8 +179,9 @@ def test_no_secret_in_logs_error_bodies_or_stored_records(
 
 
 def test_log_content_puts_messages_and_answers_in_the_completion_line(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+    module_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    client = module_client
     from handler import wiring
 
     body = {"model": "demo", "messages": [{"role": "user", "content": PROMPT}]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from mangum import Mangum
@@ -10,10 +11,22 @@ from handler.api.app import create_app
 from handler.observability import logger, tracer
 
 _mangum = Mangum(create_app(), lifespan="off")
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _ensure_loop() -> None:
+    """Mangum runs on `asyncio.get_event_loop()`, which fails once anything in the process called
+    `asyncio.run` (it leaves no current loop). One loop for the process, set before every
+    invocation: the pooled upstream connections (one httpx client per loop) then survive too."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(_loop)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer().capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    _ensure_loop()
     response: dict[str, Any] = _mangum(event, context)
     return response
