@@ -79,3 +79,25 @@ def test_lookup_event_reads_a_stored_completion(aws: dict[str, str]) -> None:
 def test_env_file_names_the_function_settings() -> None:
     env = load("env.json")
     assert env["ApiFunction"]["TABLE_NAME"] and env["ApiFunction"]["CONFIG_PREFIX"]
+
+
+def test_make_invoke_runs_api_and_batch_events_in_one_emulation() -> None:
+    """`make invoke EVENT=...` as a user runs it: a fresh process, the embedded emulation."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "handler.local.invoke", "events/chat_completion.json", "events/s3_put.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in __import__("os").environ.items() if not k.startswith("AWS_")},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '"statusCode": 200' in result.stdout
+    assert "s3://chat-gateway-local/batches/output/batch_example.jsonl" in result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines() if x.startswith('{"id":"batch_req_')]
+    assert [line["custom_id"] for line in lines] == ["greeting-1", "greeting-2", "too-many"]

@@ -81,8 +81,44 @@ def main(argv: list[str]) -> int:
         for path in argv:  # several events share one emulation: store, then look up
             event = json.loads(Path(path).read_text())
             print(f"# {path} -> {handler_for(event)}", file=sys.stderr)
-            print(_pretty(invoke(event)))
+            if _is_batch_upload(event):
+                _run_batch_upload(event, Path(path).parent)
+            else:
+                print(_pretty(invoke(event)))
     return 0
+
+
+def _is_batch_upload(event: dict[str, Any]) -> bool:
+    records = event.get("Records") or [{}]
+    return bool(records[0].get("eventSource") == "aws:s3")
+
+
+def _run_batch_upload(event: dict[str, Any], events_dir: Path) -> None:
+    """What the stack does with an upload: the input file (`events/<name>.jsonl`, beside the
+    event) is put in the bucket, the S3 event is delivered, and the queue is drained through the
+    same handler as Lambda's SQS poller would; then the output file is printed."""
+    from handler import aws
+    from handler.entrypoints.batch import lambda_handler
+    from handler.local.batch import Pipeline
+
+    key = event["Records"][0]["s3"]["object"]["key"]
+    source = events_dir / Path(key).name
+    if not source.is_file():
+        raise SystemExit(f"{source} is missing: it is uploaded as {key} before the event")
+    session = aws.boto3_session()
+    bucket = os.environ["BUCKET_NAME"]
+    s3 = session.client("s3")
+    pipeline = Pipeline(lambda_handler, bucket, os.environ["BATCH_QUEUE_URL"], session.client("sqs"), s3)
+    s3.put_object(Bucket=bucket, Key=key, Body=source.read_bytes())
+    print(_pretty(invoke(event)))
+    output_key = key.replace("batches/input/", "batches/output/", 1)
+
+    def finished() -> bool:
+        return "Contents" in s3.list_objects_v2(Bucket=bucket, Prefix=output_key)
+
+    pipeline.drain(finished, timeout_s=120)
+    print(f"# s3://{bucket}/{output_key}", file=sys.stderr)
+    print(s3.get_object(Bucket=bucket, Key=output_key)["Body"].read().decode(), end="")
 
 
 if __name__ == "__main__":
