@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 EVENT ?= events/chat_completion.json
 
-.PHONY: dev test lint format invoke bench batch config-push clean
+.PHONY: dev test lint format invoke bench batch clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
