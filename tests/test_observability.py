@@ -17,4 +17,9 @@ def test_completion_metrics_are_one_emf_document(capsys: pytest.CaptureFixture[s
     assert {"project", "model", "status"} <= set(directive["Dimensions"][0])
     names = {m["Name"] for m in directive["Metrics"]}
     assert names == {"Completions", "Latency", "TimeToFirstToken", "PromptTokens", "CompletionTokens"}
-    assert (line["project"], line["model"], line["TimeToFirstToken"], line["CompletionTokens"]) == ("demo", "echo", [12.5], [7.0])
+    assert (line["project"], line["model"], line["TimeToFirstToken"], line["CompletionTokens"]) == (
+        "demo",
+        "echo",
+        [12.5],
+        [7.0],
+    )

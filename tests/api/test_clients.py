@@ -46,7 +46,9 @@ def test_openai_sdk_maps_errors_to_typed_exceptions(base_url: str) -> None:
     with pytest.raises(openai.NotFoundError, match="EntityNotFound"):
         client.chat.completions.create(model="ghost", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.BadRequestError, match="temperature"):
-        client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "x"}], temperature=9)
+        client.chat.completions.create(
+            model="demo", messages=[{"role": "user", "content": "x"}], temperature=9
+        )
 
 
 def test_adaptive_sdk_non_streaming(base_url: str) -> None:

@@ -16,7 +16,9 @@ from tests.fakes.openai_server import FakeOpenAI, Reply
 @pytest.fixture
 def upstream(client: TestClient) -> Iterator[FakeOpenAI]:
     with FakeOpenAI(default=Reply(text="Upstream says hi")) as fake:
-        boto3.client("ssm").put_parameter(Name="/chat-gateway/secrets/up", Value="sk-upstream-1", Type="SecureString")
+        boto3.client("ssm").put_parameter(
+            Name="/chat-gateway/secrets/up", Value="sk-upstream-1", Type="SecureString"
+        )
         put_project(
             {
                 "project": "fwd",
@@ -35,7 +37,9 @@ def upstream(client: TestClient) -> Iterator[FakeOpenAI]:
         yield fake
 
 
-def test_sampling_fields_system_prompt_and_key_are_forwarded(client: TestClient, upstream: FakeOpenAI) -> None:
+def test_sampling_fields_system_prompt_and_key_are_forwarded(
+    client: TestClient, upstream: FakeOpenAI
+) -> None:
     response = client.post(
         "/api/v1/chat/completions",
         json={
@@ -81,10 +85,16 @@ def test_sampling_fields_system_prompt_and_key_are_forwarded(client: TestClient,
 
 
 def test_upstream_usage_and_finish_reason_are_mapped(client: TestClient, upstream: FakeOpenAI) -> None:
-    upstream.enqueue(Reply(text="one two three", finish_reason="length", prompt_tokens=21, completion_tokens=3))
+    upstream.enqueue(
+        Reply(text="one two three", finish_reason="length", prompt_tokens=21, completion_tokens=3)
+    )
     body = client.post(
         "/api/v1/chat/completions",
-        json={"model": "fwd/up", "messages": [{"role": "user", "content": "count"}], "system_prompt_args": {"persona": "x"}},
+        json={
+            "model": "fwd/up",
+            "messages": [{"role": "user", "content": "count"}],
+            "system_prompt_args": {"persona": "x"},
+        },
     ).json()
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["usage"] == {"prompt_tokens": 21, "completion_tokens": 3, "total_tokens": 24}

@@ -29,7 +29,10 @@ BAD = {
     "typo in a limit": ("limits: {max_tokns: 5}", "limits.max_tokns"),
     "unknown provider": ("models: {fast: {provider: gemini}}", "models.fast"),
     "fallback not a model": ("models: {fast: {provider: echo, fallbacks: [ghost]}}", "fallbacks"),
-    "openai without base_url": ("models: {fast: {provider: openai, model: m}}", "models.fast.openai.base_url"),
+    "openai without base_url": (
+        "models: {fast: {provider: openai, model: m}}",
+        "models.fast.openai.base_url",
+    ),
     "negative max_n": ("limits: {max_n: -1}", "limits.max_n"),
 }
 
@@ -85,7 +88,8 @@ def test_push_then_load_round_trips_and_prunes(aws: dict[str, str], tmp_path: Pa
     assert source.project("shop") == load_file(path)
 
     smaller = GOOD.replace(
-        '  claude: {provider: bedrock, model_id: anthropic.claude-3-haiku-20240307-v1:0, region: eu-west-1}\n', ""
+        "  claude: {provider: bedrock, model_id: anthropic.claude-3-haiku-20240307-v1:0, region: eu-west-1}\n",
+        "",
     )
     assert cli(["config", "push", str(write(tmp_path, smaller)), "--prefix", "/cg"]) == 0
     assert "claude" not in source.project("shop").models

@@ -215,7 +215,9 @@ def test_tool_choice_none_keeps_tools_when_the_conversation_has_tool_turns(fake:
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}],
+            "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+            ],
         },
         {"role": "tool", "tool_call_id": "t1", "content": "sunny"},
     ]
