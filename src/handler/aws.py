@@ -52,6 +52,21 @@ def client(service: str, region: str | None = None) -> Any:
         )
 
 
+class LazyClient:
+    """`client = LazyClient("s3")` on an adapter class: the client injected as `self._client`
+    (tests pass one), else this process's shared client, created on first use."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        if getattr(obj, "_client", None) is None:
+            obj._client = client(self.service)
+        return obj._client
+
+
 @cache
 def boto3_session() -> Any:
     """A boto3 Session over the shared botocore session (for local tooling and tests): service

@@ -25,6 +25,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, Field
 
+from handler.aws import LazyClient
+
 BatchStatus = Literal["validating", "in_progress", "completed", "failed"]
 _LIST_PARTITION = "BATCHES"
 _BATCH_WRITE = 25
@@ -183,13 +185,7 @@ class BatchTable:
         self._client = client
         self._ttl_s = result_ttl_days * 86_400
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from handler import aws
-
-            self._client = aws.client("dynamodb")
-        return self._client
+    client = LazyClient("dynamodb")
 
     def _update_counter(self, batch_id: str, **kwargs: Any) -> Any:
         with _COUNTER_WRITES:

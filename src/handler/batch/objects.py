@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from handler.aws import LazyClient
+
 KIND = "kind"  # message attribute telling a worker what a queue message carries
 KIND_LINES = "batch-lines"
 KIND_SPLIT = "batch-split"
@@ -29,13 +31,7 @@ class Blobs:
         self.bucket = bucket
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from handler import aws
-
-            self._client = aws.client("s3")
-        return self._client
+    client = LazyClient("s3")
 
     def etag(self, key: str) -> str | None:
         """The object's ETag, or None when there is no such object."""
@@ -123,13 +119,7 @@ class WorkQueue:
         self.url = url
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from handler import aws
-
-            self._client = aws.client("sqs")
-        return self._client
+    client = LazyClient("sqs")
 
     def send(self, body: dict[str, Any], kind: str) -> None:
         self.client.send_message(

@@ -1,10 +1,9 @@
-"""Reading project config and secrets from SSM Parameter Store.
+"""Reading project config and secrets from SSM Parameter Store, through Powertools Parameters.
 
-A project is read with `GetParametersByPath` (recursive, decrypted) and its validated `ProjectConfig`
-cached for `CONFIG_MAX_AGE_S`, so a warm request neither calls SSM nor re-validates the config.
-Plain botocore calls with a small TTL cache, the same semantics as Powertools Parameters'
-`get_multiple(max_age=...)`: importing Powertools Parameters pulls boto3 and s3transfer into every
-cold start (with boto3's session, ~60 ms of CPU) for two API calls.
+A project is read with `SSMProvider.get_multiple` (SSM's `GetParametersByPath`, recursive,
+decrypted, cached for `CONFIG_MAX_AGE_S`) and its validated `ProjectConfig` is cached for as long,
+so a warm request neither calls SSM nor re-validates the config, and `cached()` lets it skip the
+worker-thread hop too. The provider gets our shared botocore client: no boto3 session is built.
 """
 
 from __future__ import annotations
@@ -43,16 +42,18 @@ class SSMConfigSource:
         self._prefix = prefix
         self._max_age_s = max_age_s
         self._client = ssm_client
+        self._provider: Any = None
         self._projects: dict[str, tuple[float, ProjectConfig]] = {}  # name -> (expires at, config)
-        self._secrets: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
     def _ssm(self) -> Any:
-        if self._client is None:
+        if self._provider is None:
+            from aws_lambda_powertools.utilities.parameters import SSMProvider
+
             from handler import aws
 
-            self._client = aws.client("ssm")
-        return self._client
+            self._provider = SSMProvider(boto3_client=self._client or aws.client("ssm"))
+        return self._provider
 
     def cached(self, name: str) -> ProjectConfig | None:
         """The config while its cached copy is fresh, else None. No I/O, so a warm request can skip
@@ -62,18 +63,6 @@ class SSMConfigSource:
             return entry[1]
         return None
 
-    def _parameters(self, path: str) -> dict[str, str]:
-        """Every parameter under `path`, named relative to it (`project`, `models/echo`, ...)."""
-        kwargs: dict[str, Any] = {"Path": path, "Recursive": True, "WithDecryption": True}
-        out: dict[str, str] = {}
-        while True:
-            page = self._ssm().get_parameters_by_path(**kwargs)
-            for parameter in page.get("Parameters", []):
-                out[parameter["Name"][len(path) :].lstrip("/")] = parameter["Value"]
-            if not page.get("NextToken"):
-                return out
-            kwargs["NextToken"] = page["NextToken"]
-
     def project(self, name: str) -> ProjectConfig:
         if not _PROJECT_NAME.match(name):
             raise NotFound(f"project {name!r} does not exist", param="model")
@@ -81,7 +70,9 @@ class SSMConfigSource:
         if cached is not None:
             return cached
         fetched_at = time.monotonic()
-        raw = self._parameters(project_path(self._prefix, name))
+        raw = self._ssm().get_multiple(
+            project_path(self._prefix, name), recursive=True, decrypt=True, max_age=self._max_age_s
+        )
         if not raw:
             raise NotFound(f"project {name!r} does not exist", param="model")
         try:
@@ -95,12 +86,6 @@ class SSMConfigSource:
         return config
 
     def secret(self, name: str) -> str:
-        entry = self._secrets.get(name)
-        if entry is not None and time.monotonic() < entry[0]:
-            return entry[1]
-        fetched_at = time.monotonic()
-        value: str = self._ssm().get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
-        if self._max_age_s > 0:
-            with self._lock:
-                self._secrets[name] = (fetched_at + self._max_age_s, value)
+        """A SecureString, decrypted; Powertools caches it for the same max age as config."""
+        value: str = self._ssm().get(name, decrypt=True, max_age=self._max_age_s)
         return value

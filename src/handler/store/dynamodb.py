@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from handler.aws import LazyClient
 from handler.store.base import StoreError
 from handler.store.offload import Payloads, default_payloads, pack, unpack
 from handler.store.records import CompletionRecord
@@ -49,13 +50,7 @@ class DynamoCompletionStore:
         """Where records too large for an item keep their body (store/offload.py): the stack's bucket."""
         return self._payloads if self._payloads is not None else default_payloads()
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from handler import aws
-
-            self._client = aws.client("dynamodb")
-        return self._client
+    client = LazyClient("dynamodb")
 
     def item_for(self, record: CompletionRecord) -> dict[str, Any]:
         item: dict[str, Any] = {

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from handler.aws import LazyClient
 from handler.config.models import NAME_RE
 
 PREFIX = "sk-gw-"
@@ -85,13 +86,7 @@ class DynamoKeyStore:
         self._table = table_name
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from handler import aws
-
-            self._client = aws.client("dynamodb")
-        return self._client
+    client = LazyClient("dynamodb")
 
     def create(self, projects: Iterable[str], name: str | None = None) -> tuple[ApiKey, str]:
         """A new key for `projects`. The key itself is returned here once and stored nowhere."""

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from handler.aws import LazyClient
 from handler.store.base import StoreError
 from handler.store.records import CompletionRecord
 
@@ -46,13 +47,7 @@ class S3Payloads:
         self.bucket = bucket
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from handler import aws
-
-            self._client = aws.client("s3")
-        return self._client
+    client = LazyClient("s3")
 
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from handler.aws import LazyClient
 from handler.store.offload import PREFIX, Payloads
 from handler.store.records import CompletionRecord
 
@@ -36,13 +37,7 @@ class StoreRetryQueue:
         self._payloads = payloads
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from handler import aws
-
-            self._client = aws.client("sqs")
-        return self._client
+    client = LazyClient("sqs")
 
     def enqueue(self, records: Sequence[CompletionRecord]) -> None:
         """Queue one request's records for a later write. Raises RetryQueueError when that fails too."""
