@@ -19,16 +19,8 @@ from pathlib import Path
 from benchmarks.common import PYTHON, ROOT
 
 REQUIREMENTS = ROOT / "layers" / "deps" / "requirements.txt"
+LAYER_MAKEFILE = ROOT / "layers" / "deps" / "Makefile"
 CACHE = ROOT / ".bench"
-PIP_TARGET = [
-    "--platform",
-    "manylinux2014_aarch64",
-    "--only-binary=:all:",
-    "--python-version",
-    "3.13",
-    "--implementation",
-    "cp",
-]
 
 
 @dataclass
@@ -110,7 +102,7 @@ def _prune(prefix: str, keep: Path) -> None:
 
 def layer_dir(build: bool) -> Path | None:
     """The built layer (its python/ directory), building it on a cache miss when `build`."""
-    key = hashlib.sha256(REQUIREMENTS.read_bytes() + " ".join(PIP_TARGET).encode()).hexdigest()[:12]
+    key = hashlib.sha256(REQUIREMENTS.read_bytes() + LAYER_MAKEFILE.read_bytes()).hexdigest()[:12]
     target = CACHE / f"layer-{key}"
     if (target / ".complete").exists():
         return target / "python"
@@ -119,7 +111,22 @@ def layer_dir(build: bool) -> Path | None:
     staging = CACHE / f"layer-{key}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    _pip("--no-compile", "-r", str(REQUIREMENTS), "-t", str(staging / "python"), *PIP_TARGET)
+    # The layer's own build (what `sam build` runs), so the figure is the shipped layer's.
+    proc = subprocess.run(
+        [
+            "make",
+            "-s",
+            "-C",
+            str(LAYER_MAKEFILE.parent),
+            "build-DepsLayer",
+            f"ARTIFACTS_DIR={staging}",
+            f"PIP={PYTHON} -m pip",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode:
+        raise RuntimeError(f"layer build failed ({proc.returncode}): {proc.stderr[-2000:]}")
     (staging / ".complete").write_text("built by benchmarks/sizes.py\n")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)

@@ -182,8 +182,13 @@ def test_layer_is_built_from_layers_deps_for_python313_arm64() -> None:
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "layers/deps"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     assert (ROOT / "layers" / "deps" / "requirements.txt").is_file()
+    # The makefile build installs arm64 / CPython 3.13 wheels and drops what the runtime provides.
+    makefile = (ROOT / "layers" / "deps" / "Makefile").read_text()
+    assert "build-DepsLayer:" in makefile
+    assert "manylinux2014_aarch64" in makefile and "--python-version 3.13" in makefile
+    assert "botocore" in makefile.split("RUNTIME_PROVIDED :=")[1].splitlines()[0]
 
 
 HANDLERS = {
