@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +23,40 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """moto's mock_aws with the stack's resources and every config/*.yaml project loaded."""
+@contextmanager
+def emulated_aws(mp: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """moto's mock_aws with the stack's resources and every config/*.yaml project loaded, the
+    environment set (dev auth) through `mp`; clients and the service are built afresh inside."""
     from moto import mock_aws
 
     from handler import aws as aws_clients
     from handler import wiring
     from handler.local.bootstrap import LOCAL_ENV, create_resources, load_configs
 
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for key, value in LOCAL_ENV.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AUTH_MODE", "dev")
-    monkeypatch.setenv("DEV_API_KEY", DEV_KEY)
+    mp.delenv("AWS_ENDPOINT_URL", raising=False)
+    for key, value in {**LOCAL_ENV, "AUTH_MODE": "dev", "DEV_API_KEY": DEV_KEY}.items():
+        mp.setenv(key, value)
     with mock_aws():
         session = aws_clients.boto3_session()
         env = dict(LOCAL_ENV)
         env.update(create_resources(session, env))
         for key, value in env.items():
-            monkeypatch.setenv(key, value)
+            mp.setenv(key, value)
         load_configs(session, CONFIG_DIR, env["CONFIG_PREFIX"])
         aws_clients.reset_clients()
         wiring.reset()
+        try:
+            yield env
+        finally:
+            aws_clients.reset_clients()
+            wiring.reset()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The emulated stack for one test."""
+    with emulated_aws(monkeypatch) as env:
         yield env
-        aws_clients.reset_clients()
-        wiring.reset()
 
 
 def put_project(config: dict[str, Any], prefix: str = "/chat-gateway") -> None:

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 
-from tests.conftest import AUTH, CONFIG_DIR, DEV_KEY
+from tests.conftest import AUTH, emulated_aws
 
 
 @pytest.fixture(scope="module")
@@ -21,27 +21,8 @@ def module_aws() -> Iterator[dict[str, str]]:
 
     Use with `clean_aws`, which empties the table and forgets the built service before each test.
     """
-    from moto import mock_aws
-
-    from handler import aws as aws_clients
-    from handler import wiring
-    from handler.local.bootstrap import LOCAL_ENV, create_resources, load_configs
-
-    with pytest.MonkeyPatch.context() as mp, mock_aws():
-        mp.delenv("AWS_ENDPOINT_URL", raising=False)
-        for key, value in {**LOCAL_ENV, "AUTH_MODE": "dev", "DEV_API_KEY": DEV_KEY}.items():
-            mp.setenv(key, value)
-        session = aws_clients.boto3_session()
-        env = dict(LOCAL_ENV)
-        env.update(create_resources(session, env))
-        for key, value in env.items():
-            mp.setenv(key, value)
-        load_configs(session, CONFIG_DIR, env["CONFIG_PREFIX"])
-        aws_clients.reset_clients()
-        wiring.reset()
+    with pytest.MonkeyPatch.context() as mp, emulated_aws(mp) as env:
         yield env
-        aws_clients.reset_clients()
-        wiring.reset()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import AUTH, CONFIG_DIR, DEV_KEY, completion_items, put_project
+from tests.conftest import AUTH, completion_items, emulated_aws, put_project
 from tests.fakes.bedrock_server import FakeBedrock
 from tests.fakes.openai_server import FakeOpenAI
 from tests.servers import serve_app
@@ -76,13 +76,10 @@ def stack() -> Iterator[Stack]:
     for the package: building AWS clients and servers per test would cost ~2 s a test. Tests get
     them through `gateway`, `openai_fake` and `bedrock_fake`, which reset what a test can change,
     and name their projects uniquely (project config is cached by the app)."""
-    from moto import mock_aws
 
     from handler import aws as aws_clients
-    from handler import wiring
     from handler.api.app import create_app
     from handler.completions.service import CompletionService, Outcome
-    from handler.local.bootstrap import LOCAL_ENV, create_resources, load_configs
 
     saves = Saves()
     original = CompletionService.save
@@ -94,30 +91,15 @@ def stack() -> Iterator[Stack]:
             saves.add(outcome.status)
 
     with pytest.MonkeyPatch.context() as mp, FakeOpenAI() as openai_fake, FakeBedrock() as bedrock_fake:
-        mp.delenv("AWS_ENDPOINT_URL", raising=False)
-        for key, value in {**LOCAL_ENV, "AUTH_MODE": "dev", "DEV_API_KEY": DEV_KEY}.items():
-            mp.setenv(key, value)
         # botocore reaches the fake Bedrock over real HTTP: moto only answers AWS hostnames.
         mp.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bedrock_fake.url)
         mp.setattr(CompletionService, "save", save)
-        with mock_aws():
-            session = boto3.session.Session()
-            env = dict(LOCAL_ENV)
-            env.update(create_resources(session, env))
-            for key, value in env.items():
-                mp.setenv(key, value)
-            load_configs(session, CONFIG_DIR, env["CONFIG_PREFIX"])
-            aws_clients.reset_clients()
-            wiring.reset()
+        with emulated_aws(mp):
             aws_clients.client("bedrock-runtime")  # made now, not inside a test's max_ttft_ms window
-            try:
-                with serve_app(create_app()) as url:
-                    gateway = Gateway(url, saves)
-                    gateway.warm()
-                    yield Stack(gateway, openai_fake, bedrock_fake)
-            finally:
-                aws_clients.reset_clients()
-                wiring.reset()
+            with serve_app(create_app()) as url:
+                gateway = Gateway(url, saves)
+                gateway.warm()
+                yield Stack(gateway, openai_fake, bedrock_fake)
 
 
 @pytest.fixture
