@@ -15,6 +15,7 @@ import sys  # noqa: E402
 
 
 class LambdaContext:
+    # Its own copy: the measured process imports nothing of ours before the handler import.
     function_name = "chat-gateway-ApiFunction"
     function_version = "$LATEST"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-gateway-ApiFunction"

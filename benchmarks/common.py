@@ -124,19 +124,11 @@ def api_event(model: str, *, store: bool, path: str = "/api/v1/chat/completions"
     return event
 
 
-class LambdaContext:
+def LambdaContext() -> Any:
     """What the Lambda runtime passes as `context` (Powertools reads these)."""
+    from handler.local.invoke import LambdaContext as Context
 
-    function_name = "chat-gateway-ApiFunction"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-gateway-ApiFunction"
-    memory_limit_in_mb = 1024
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-    log_group_name = "/aws/lambda/chat-gateway-ApiFunction"
-    log_stream_name = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+    return Context("chat-gateway-ApiFunction", timeout_ms=30_000)
 
 
 # -- processes and ports ---------------------------------------------------------------------------

@@ -15,32 +15,22 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from handler.local.invoke import LambdaContext as _Context
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-class LambdaContext:
-    """What Powertools reads from a Lambda context."""
-
-    function_name = "chat-gateway-batch-local"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-gateway-batch-local"
-    log_group_name = "/aws/lambda/chat-gateway-batch-local"
-    log_stream_name = "local"
+class LambdaContext(_Context):
+    """BatchFunction's context (its remaining time decides when in-progress work is given up)."""
 
     def __init__(self, timeout_ms: int = 900_000) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + timeout_ms / 1000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+        super().__init__("chat-gateway-batch-local", timeout_ms)
 
 
 def s3_event(bucket: str, key: str, etag: str, size: int, sequencer: str) -> dict[str, Any]:

@@ -13,26 +13,28 @@ import importlib
 import json
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 
 class LambdaContext:
-    """The attributes Powertools and Mangum read from a real context."""
+    """The attributes Powertools and Mangum read from a real context, with a real countdown."""
 
-    function_name = "chat-gateway-local"
     function_version = "$LATEST"
     memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-gateway-local"
-    log_group_name = "/aws/lambda/chat-gateway-local"
     log_stream_name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, function_name: str = "chat-gateway-local", timeout_ms: int = 900_000) -> None:
+        self.function_name = function_name
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.log_group_name = f"/aws/lambda/{function_name}"
         self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + timeout_ms / 1000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 900_000
+        return max(int((self._deadline - time.monotonic()) * 1000), 0)
 
 
 def handler_for(event: dict[str, Any]) -> str:
