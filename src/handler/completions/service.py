@@ -16,7 +16,7 @@ from typing import Any
 from handler.api.schemas import ChatRequest, ChatResponse, Choice, ResponseMessage, Usage
 from handler.completions import engine
 from handler.completions.planning import Plan, build_plan, split_model
-from handler.config.models import ModelConfig, ProjectConfig
+from handler.config.models import ModelConfig
 from handler.config.source import ConfigSource
 from handler.errors import GatewayError, UpstreamError
 from handler.observability import logger, record_completion
@@ -240,8 +240,7 @@ class CompletionService:
         if authorize is not None:
             authorize(project_name)
         # A fresh cached config needs no thread; reading SSM does (it blocks).
-        cached = getattr(self.config, "cached", None)
-        project: ProjectConfig | None = cached(project_name) if cached is not None else None
+        project = self.config.cached(project_name)
         if project is None:
             project = await asyncio.to_thread(self.config.project, project_name)
         return build_plan(req, project, received_at)

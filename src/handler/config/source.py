@@ -23,7 +23,11 @@ _PROJECT_NAME = re.compile(NAME_RE)
 
 
 class ConfigSource(Protocol):
-    def project(self, name: str) -> ProjectConfig: ...
+    def project(self, name: str) -> ProjectConfig:
+        """The project's config, read (and validated) when not fresh in cache; may block on I/O."""
+
+    def cached(self, name: str) -> ProjectConfig | None:
+        """The config while fresh in cache, else None; never does I/O."""
 
     def secret(self, name: str) -> str: ...
 
