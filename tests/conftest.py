@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import moto  # noqa: F401 - adds its botocore hooks before any test builds the shared session
 import pytest
 from fastapi.testclient import TestClient
 
