@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes import eventstream
-from tests.fakes.http_server import FakeBase, Request, Response, json_bytes
+from tests.fakes.http_server import FakeBase, Request, Response, json_bytes, word_pieces
 
 _PATH = re.compile(r"^/model/(?P<model>.+)/(?P<op>converse-stream|converse)$")
 
@@ -76,13 +76,7 @@ class BedrockReply:
     body: bytes | None = None  # raw body with status 200 (garbage)
 
     def pieces(self) -> list[str]:
-        if self.chunks is not None:
-            return list(self.chunks)
-        pieces: list[str] = re.findall(r"\s*\S+", self.text)
-        tail = self.text[sum(len(p) for p in pieces) :]
-        if tail:
-            pieces = [*pieces[:-1], pieces[-1] + tail] if pieces else [tail]
-        return pieces
+        return word_pieces(self.text, self.chunks)
 
 
 Behaviour = BedrockReply | Callable[[Request], BedrockReply]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -416,3 +417,14 @@ class FakeBase:
     async def stall(self, response: Response) -> None:
         """Send nothing more until the client leaves (or the server stops)."""
         await response.wait_or_disconnect(asyncio.Event().wait())
+
+
+def word_pieces(text: str, chunks: list[str] | None) -> list[str]:
+    """`chunks` when given, else `text` split into words (leading spaces kept), one per chunk."""
+    if chunks is not None:
+        return list(chunks)
+    pieces: list[str] = re.findall(r"\s*\S+", text)
+    tail = text[sum(len(p) for p in pieces) :]
+    if tail:
+        pieces = [*pieces[:-1], pieces[-1] + tail] if pieces else [tail]
+    return pieces

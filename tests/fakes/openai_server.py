@@ -16,7 +16,6 @@ then nothing), delays, and the `hold` gate. All waits notice a client disconnect
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
@@ -24,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.http_server import FakeBase, Request, Response, json_bytes
+from tests.fakes.http_server import FakeBase, Request, Response, json_bytes, word_pieces
 
 
 @dataclass
@@ -65,13 +64,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
     def pieces(self) -> list[str]:
-        if self.chunks is not None:
-            return list(self.chunks)
-        pieces: list[str] = re.findall(r"\s*\S+", self.text)
-        tail = self.text[sum(len(p) for p in pieces) :]
-        if tail:
-            pieces = [*pieces[:-1], pieces[-1] + tail] if pieces else [tail]
-        return pieces
+        return word_pieces(self.text, self.chunks)
 
 
 Behaviour = Reply | Callable[[Request], Reply]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,6 +27,7 @@ from handler.providers.base import (
 )
 from handler.providers.bedrock import BedrockProvider, to_converse_messages
 from tests.fakes.bedrock_server import BedrockReply, FakeBedrock, ToolUse
+from tests.providers.streams import collect, fails, run
 
 MODEL_ID = "anthropic.claude-3-haiku-20240307-v1:0"
 USER = [{"role": "user", "content": "Say hello"}]
@@ -57,28 +58,6 @@ def fake(server: FakeBedrock) -> FakeBedrock:
 
 def provider(**overrides: Any) -> BedrockProvider:
     return BedrockProvider(BedrockModel(provider="bedrock", model_id=MODEL_ID, **overrides))
-
-
-async def collect(stream: AsyncIterator[Event]) -> list[Event]:
-    return [event async for event in stream]
-
-
-def run(p: BedrockProvider, call: ModelCall) -> list[Event]:
-    return asyncio.run(collect(p.stream(call)))
-
-
-def fails(p: BedrockProvider, call: ModelCall) -> tuple[list[Event], BaseException]:
-    events: list[Event] = []
-
-    async def go() -> BaseException:
-        try:
-            async for event in p.stream(call):
-                events.append(event)
-        except Exception as exc:
-            return exc
-        raise AssertionError("the stream did not fail")
-
-    return events, asyncio.run(go())
 
 
 def text(events: list[Event]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from handler.providers.base import (
 )
 from handler.providers.openai_compat import OpenAIProvider
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
+from tests.providers.streams import collect, fails, run
 
 KEY = "sk-upstream-secret-123"
 USER = [{"role": "user", "content": "Say hello"}]
@@ -39,29 +40,6 @@ def provider(fake: FakeOpenAI, **overrides: Any) -> OpenAIProvider:
     fields: dict[str, Any] = {"provider": "openai", "base_url": fake.base_url, "model": "up-model"}
     fields.update(overrides)
     return OpenAIProvider(OpenAIModel(**fields), secrets=lambda name: KEY)
-
-
-async def collect(stream: AsyncIterator[Event]) -> list[Event]:
-    return [event async for event in stream]
-
-
-def run(p: OpenAIProvider, call: ModelCall) -> list[Event]:
-    return asyncio.run(collect(p.stream(call)))
-
-
-def fails(p: OpenAIProvider, call: ModelCall) -> tuple[list[Event], BaseException]:
-    """The events before the failure, and the failure."""
-    events: list[Event] = []
-
-    async def go() -> BaseException:
-        try:
-            async for event in p.stream(call):
-                events.append(event)
-        except Exception as exc:
-            return exc
-        raise AssertionError("the stream did not fail")
-
-    return events, asyncio.run(go())
 
 
 def text(events: list[Event], index: int = 0) -> str:
