@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)
 	$(PY) -m ruff format src tests benchmarks

@@ -70,7 +70,7 @@ def put_project(config: dict[str, Any], prefix: str = "/chat-gateway") -> None:
 
 @pytest.fixture
 def client(aws: dict[str, str]) -> Iterator[TestClient]:
-    from handler.api.app import create_app
+    from handler.wiring import create_app
 
     with TestClient(create_app(), raise_server_exceptions=False, headers=AUTH) as c:
         yield c

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from functools import cache
+from typing import TYPE_CHECKING
 
 from handler.completions.service import CompletionService
 from handler.config.source import SSMConfigSource
@@ -12,6 +14,12 @@ from handler.store.dynamodb import DynamoCompletionStore
 from handler.store.keys import CachedKeys, DynamoKeyStore
 from handler.store.offload import default_payloads
 from handler.store.retry import StoreRetryQueue
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from handler.api.deps import Services
+    from handler.batch.runtime import Runtime
 
 
 @cache
@@ -44,6 +52,35 @@ def default_keys() -> CachedKeys:
     """API key verification for `api/auth.py`, cached per process for `API_KEY_CACHE_S`."""
     settings = get_settings()
     return CachedKeys(DynamoKeyStore(settings.table_name).verify, settings.api_key_cache_s)
+
+
+def default_services() -> Services:
+    from handler.api.deps import Services
+
+    return Services(completions=default_service(), keys=default_keys(), batches=default_batch_runtime)
+
+
+def create_app() -> FastAPI:
+    """The HTTP app with the real adapters (built on its first request)."""
+    from handler.api.app import create_app as build
+
+    return build(default_services)
+
+
+_batch_runtime: Runtime | None = None
+_batch_lock = threading.Lock()
+
+
+def default_batch_runtime() -> Runtime:
+    """The process's batch runtime; rebuilt when the settings were reset (tests, local commands)."""
+    from handler.batch.runtime import Runtime
+
+    global _batch_runtime
+    settings = get_settings()
+    with _batch_lock:
+        if _batch_runtime is None or _batch_runtime.settings is not settings:
+            _batch_runtime = Runtime(settings, default_service)
+        return _batch_runtime
 
 
 def reset() -> None:

@@ -15,7 +15,7 @@ from tests.servers import serve_app
 
 @pytest.fixture
 def base_url(aws: dict[str, str]) -> Iterator[str]:
-    from handler.api.app import create_app
+    from handler.wiring import create_app
 
     with serve_app(create_app()) as url:
         yield url

@@ -101,7 +101,7 @@ def test_the_s3_event_file_drives_the_handler(pipeline: Pipeline, aws: dict[str,
     (started,) = invoke(event)["batches"]
     assert started["status"] == "in_progress"
 
-    from handler.batch.runtime import runtime
+    from handler.wiring import default_batch_runtime as runtime
 
     def finished() -> bool:
         job = runtime().table.get(started["id"])

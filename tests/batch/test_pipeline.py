@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from handler.batch.runtime import runtime
 from handler.local.batch import LambdaContext, Pipeline, report, run
+from handler.wiring import default_batch_runtime as runtime
 from tests.batch.conftest import chat_line, good_lines, invoke, read_output, receive_all, records_of
 from tests.conftest import AUTH
 
@@ -111,7 +111,7 @@ def test_a_thousand_lines_with_bad_ones_then_every_message_again(
     # The same answer as a live call (the echo model is deterministic).
     from fastapi.testclient import TestClient
 
-    from handler.api.app import create_app
+    from handler.wiring import create_app
 
     with TestClient(create_app(), headers=AUTH) as client:
         live = client.post("/api/v1/chat/completions", json=json.loads(lines[0])["body"]).json()

@@ -47,7 +47,7 @@ def ask(client: TestClient, **body: Any) -> Any:
 
 async def complete_all(sessions: list[str], store_every: int) -> list[dict[str, Any]]:
     """The chat service in-process (what the route runs, without HTTP: 1,000 requests in ~1 s)."""
-    from handler.api.schemas import ChatRequest
+    from handler.contract.chat import ChatRequest
     from handler.wiring import default_service
 
     service = default_service()

@@ -19,7 +19,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from handler.api.app import create_app
+from handler.wiring import create_app
 from tests.conftest import AUTH
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))

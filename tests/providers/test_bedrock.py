@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from handler import aws
-from handler.completions.tokens import count_tokens
 from handler.config.models import BedrockModel
 from handler.errors import InvalidRequest
 from handler.providers.base import (
@@ -26,6 +25,7 @@ from handler.providers.base import (
     UsageReport,
 )
 from handler.providers.bedrock import BedrockProvider, to_converse_messages
+from handler.providers.tokens import count_tokens
 from tests.fakes.bedrock_server import BedrockReply, FakeBedrock, ToolUse
 from tests.providers.streams import collect, fails, run
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from handler.completions.tokens import count_tokens
 from handler.config.models import OpenAIModel
 from handler.providers.base import (
     Event,
@@ -23,6 +22,7 @@ from handler.providers.base import (
     UsageReport,
 )
 from handler.providers.openai_compat import OpenAIProvider
+from handler.providers.tokens import count_tokens
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 from tests.providers.streams import collect, fails, run
 

@@ -16,7 +16,7 @@ CHAT = "/api/v1/chat/completions"
 def test_session_lists_in_request_order_even_when_an_earlier_request_finishes_last(
     client: TestClient,
 ) -> None:
-    from handler.api.schemas import ChatRequest
+    from handler.contract.chat import ChatRequest
     from handler.wiring import default_service
 
     session = str(uuid.uuid4())

@@ -43,7 +43,7 @@ def clean_aws(module_aws: dict[str, str]) -> Iterator[dict[str, str]]:
 @pytest.fixture
 def module_client(clean_aws: dict[str, str]) -> Iterator[TestClient]:
     """`client`, on the module-wide emulation."""
-    from handler.api.app import create_app
+    from handler.wiring import create_app
 
     with TestClient(create_app(), raise_server_exceptions=False, headers=AUTH) as c:
         yield c

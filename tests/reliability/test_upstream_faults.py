@@ -271,7 +271,7 @@ def test_a_stall_without_a_deadline_ends_at_the_models_timeout(warm: TestClient,
 
 @pytest.fixture
 def gateway(clean_aws: dict[str, str]) -> Iterator[str]:
-    from handler.api.app import create_app
+    from handler.wiring import create_app
 
     with serve_app(create_app()) as url:
         with httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:

@@ -34,7 +34,7 @@ def keys_mode(clean_aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Ite
 
 @pytest.fixture
 def app_client(keys_mode: None) -> Iterator[TestClient]:
-    from handler.api.app import create_app
+    from handler.wiring import create_app
 
     with TestClient(create_app(), raise_server_exceptions=False) as c:  # no default key
         yield c
@@ -163,9 +163,9 @@ class Clock:
 def test_revocation_takes_effect_within_the_cache_time(
     keys_mode: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from handler.api.app import create_app
     from handler.cli import main
     from handler.store.keys import CachedKeys, DynamoKeyStore
+    from handler.wiring import create_app
 
     store = DynamoKeyStore("chat-gateway")
     reads: list[str] = []
@@ -235,7 +235,7 @@ def test_an_unknown_auth_mode_refuses_everything(
     clean_aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     from handler import wiring
-    from handler.api.app import create_app
+    from handler.wiring import create_app
 
     monkeypatch.setenv("AUTH_MODE", mode)
     wiring.reset()

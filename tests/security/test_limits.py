@@ -138,7 +138,7 @@ def test_docs_list_every_limit_with_its_real_default() -> None:
 @pytest.fixture
 def small_body_server(clean_aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from handler import wiring
-    from handler.api.app import create_app
+    from handler.wiring import create_app
 
     monkeypatch.setenv("MAX_BODY_BYTES", "2000")
     wiring.reset()

@@ -134,9 +134,9 @@ def test_no_secret_in_logs_error_bodies_or_stored_records(
     keyed: tuple[str, str], fake: FakeOpenAI, clean_aws: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     aws = clean_aws
-    from handler.api.app import create_app
     from handler.entrypoints.http import lambda_handler
     from handler.local.invoke import LambdaContext
+    from handler.wiring import create_app
 
     key, other = keyed
     with captured_logs() as logs, TestClient(create_app(), raise_server_exceptions=False) as client:

@@ -78,8 +78,8 @@ def stack() -> Iterator[Stack]:
     and name their projects uniquely (project config is cached by the app)."""
 
     from handler import aws as aws_clients
-    from handler.api.app import create_app
     from handler.completions.service import CompletionService, Outcome
+    from handler.wiring import create_app
 
     saves = Saves()
     original = CompletionService.save

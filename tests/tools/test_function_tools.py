@@ -27,7 +27,7 @@ WEATHER: dict[str, Any] = {
 
 @pytest.fixture
 def base_url(aws: dict[str, str]) -> Iterator[str]:
-    from handler.api.app import create_app
+    from handler.wiring import create_app
 
     with serve_app(create_app()) as url:
         yield url

@@ -19,7 +19,7 @@ CHAT = "/api/v1/chat/completions"
 
 @pytest.fixture
 def base_url(aws: dict[str, str]) -> Iterator[str]:
-    from handler.api.app import create_app
+    from handler.wiring import create_app
 
     with serve_app(create_app()) as url:
         # Warm: a fresh process spends about a second making its AWS clients, and max_ttft_ms counts

@@ -11,10 +11,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from handler.api import errors
 from handler.api.auth import authenticate
 from handler.api.routes import batches, campaigns, chat, feedback, queries, records
+from handler.contract.errors import error_body
 from handler.settings import get_settings
 
 if TYPE_CHECKING:
-    from handler.completions.service import CompletionService
+    from handler.api.deps import ServicesFactory
 
 
 class RequestClock:
@@ -102,7 +103,7 @@ class RequestClock:
         import orjson
 
         body = orjson.dumps(
-            errors.error_body(
+            error_body(
                 f"request body exceeds {limit} bytes", "invalid_request_error", "payload_too_large", "body"
             )
         )
@@ -119,13 +120,15 @@ class RequestClock:
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app(service: CompletionService | None = None) -> FastAPI:
+def create_app(services: ServicesFactory) -> FastAPI:
+    """The app; `services` builds what the routes use, on the first request (`handler/wiring.py`)."""
     app = FastAPI(
         title="Chat Gateway",
         version="0.1.0",
         description="Serverless chat-completions gateway: POST /api/v1/chat/completions.",
     )
-    app.state.service = service
+    app.state.services_factory = services
+    app.state.services = None
     errors.install(app)
     api = [Depends(authenticate)]
     app.include_router(chat.router, dependencies=api)

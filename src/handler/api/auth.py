@@ -67,11 +67,11 @@ def _bearer(request: Request) -> str:
 
 
 def _keys(request: Request) -> CachedKeys:
-    keys: CachedKeys | None = getattr(request.app.state, "keys", None)
+    keys: CachedKeys | None = getattr(request.app.state, "keys", None)  # a test's own
     if keys is None:
-        from handler.wiring import default_keys
+        from handler.api.deps import services_of
 
-        keys = default_keys()
+        keys = services_of(request).keys
     return keys
 
 

@@ -1,23 +1,53 @@
-"""FastAPI dependencies, as `Annotated` aliases routes can declare."""
+"""FastAPI dependencies, as `Annotated` aliases routes can declare.
+
+The app is handed a factory of its `Services` by the composition root (`handler/wiring.py`); the
+first request builds them, so nothing touches AWS at import time and `api` never imports upward.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
 from handler.completions.service import CompletionService
 
+if TYPE_CHECKING:
+    from handler.batch.runtime import Runtime
+    from handler.store.keys import CachedKeys
 
-async def get_service(request: Request) -> CompletionService:
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the routes use, built once per process by the composition root."""
+
+    completions: CompletionService
+    keys: CachedKeys
+    batches: Callable[[], Runtime]  # built on first use: most invocations never touch a batch
+
+
+ServicesFactory = Callable[[], Services]
+
+
+def services_of(request: Request) -> Services:
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        factory: ServicesFactory = request.app.state.services_factory
+        services = request.app.state.services = factory()
+    return services
+
+
+async def get_services(request: Request) -> Services:
     """Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, and under Mangum
     anyio starts a new thread for it on every invocation (its workers die with each request's task)."""
-    service: CompletionService | None = getattr(request.app.state, "service", None)
-    if service is None:
-        from handler.wiring import default_service
-
-        service = request.app.state.service = default_service()
-    return service
+    return services_of(request)
 
 
+async def get_service(request: Request) -> CompletionService:
+    return services_of(request).completions
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
 ServiceDep = Annotated[CompletionService, Depends(get_service)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handler.api.schemas import ErrorBody
+from handler.contract.errors import ErrorBody
 
 # Statuses any authenticated route can answer, whatever it does.
 COMMON_ERRORS: dict[str, str] = {

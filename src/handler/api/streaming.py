@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from handler.completions import sse
 from handler.completions.service import Outcome
-from handler.completions.tokens import count_tokens
+from handler.contract import sse
 from handler.errors import GatewayError, UpstreamError
 from handler.observability import logger
 from handler.providers.base import Finish, TextDelta, ToolCallsDone, UsageReport
+from handler.providers.tokens import count_tokens
 
 if TYPE_CHECKING:
     from handler.completions.engine import Started

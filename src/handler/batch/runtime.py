@@ -1,10 +1,12 @@
-"""Wiring for the batch entrypoint: adapters from settings, built once per process, and the dispatch
-of S3 and SQS events to the splitter and the worker."""
+"""The batch runtime: its adapters, built from settings, and the dispatch of S3 and SQS events to
+the splitter and the worker. The composition root (`handler/wiring.py`) builds one per process and
+hands it the completion service's factory, so that this package never imports upward."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
@@ -14,17 +16,19 @@ from handler.batch.jobs import BatchJob, BatchTable
 from handler.batch.objects import KIND, KIND_LINES, KIND_SPLIT, Blobs, Replies, WorkQueue
 from handler.batch.splitter import Splitter
 from handler.observability import logger
-from handler.settings import Settings, get_settings
+from handler.settings import Settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     from handler.batch.worker import Delivery, Worker
+    from handler.completions.service import CompletionService
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, service: Callable[[], CompletionService]) -> None:
         self.settings = settings
+        self._service = service
         self.batch = BatchSettings()
         self.table = BatchTable(settings.table_name, result_ttl_days=self.batch.batch_result_ttl_days)
         self.blobs = Blobs(settings.bucket_name or "")
@@ -37,14 +41,14 @@ class Runtime:
     def worker(self) -> Worker:
         with self._lock:
             if self._worker is None:
-                from handler import aws, wiring
+                from handler import aws
                 from handler.batch.worker import Idempotency, Worker
 
                 idempotency = Idempotency(
                     self.batch.idempotency_table_name, aws.client("dynamodb"), self.batch.idempotency_ttl_s
                 )
                 self._worker = Worker(
-                    wiring.default_service, self.table, self.blobs, Replies(), self.batch, idempotency
+                    self._service, self.table, self.blobs, Replies(), self.batch, idempotency
                 )
             return self._worker
 
@@ -83,23 +87,8 @@ class Runtime:
         self.queue.send({"batch_id": job.id}, KIND_SPLIT)
 
 
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
-
-
-def runtime() -> Runtime:
-    """The process's runtime; rebuilt when the settings were reset (tests, the local commands)."""
-    global _runtime
-    settings = get_settings()
-    with _runtime_lock:
-        if _runtime is None or _runtime.settings is not settings:
-            _runtime = Runtime(settings)
-        return _runtime
-
-
-def handle_s3_event(event: dict[str, Any]) -> dict[str, Any]:
+def handle_s3_event(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """S3 ObjectCreated records: start a batch per input file."""
-    rt = runtime()
     batches = []
     for record in event.get("Records", []):
         s3 = record.get("s3", {})
@@ -119,7 +108,7 @@ def handle_s3_event(event: dict[str, Any]) -> dict[str, Any]:
     return {"batches": batches}
 
 
-def handle_sqs_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handle_sqs_event(rt: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """SQS records, concurrently; the ones that raised are reported back (`batchItemFailures`).
 
     Every record starts at once on the process's event loop; Powertools' `BatchProcessor` then
@@ -128,7 +117,6 @@ def handle_sqs_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-    rt = runtime()
     rt.worker.idempotency.register(context)
     loop = event_loop()
     running: dict[str, list[Future[None]]] = {}
@@ -147,6 +135,7 @@ def handle_sqs_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 _loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
 
 
 def event_loop() -> asyncio.AbstractEventLoop:
@@ -154,7 +143,7 @@ def event_loop() -> asyncio.AbstractEventLoop:
     pooled upstream connections survive between invocations, and the caller's thread keeps its own
     event-loop state (`asyncio.run` would leave it without a current loop)."""
     global _loop
-    with _runtime_lock:
+    with _loop_lock:
         if _loop is None or _loop.is_closed():
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="batch-event-loop", daemon=True).start()

@@ -43,9 +43,9 @@ from handler.observability import logger
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from handler.api.schemas import ChatResponse
     from handler.completions.planning import Plan
     from handler.completions.service import CompletionService
+    from handler.contract.chat import ChatResponse
 
 
 class BadMessage(Exception):
@@ -278,8 +278,8 @@ class Worker:
         """
         from pydantic import ValidationError
 
-        from handler.api.errors import error_body, validation_error
-        from handler.api.schemas import ChatRequest
+        from handler.contract.chat import ChatRequest
+        from handler.contract.errors import error_body, validation_error
         from handler.errors import GatewayError
 
         try:
@@ -325,7 +325,7 @@ def _authorizer(project: str | None) -> Callable[[str], None] | None:
 
 def stored_response(service: CompletionService, plan: Plan) -> ChatResponse | None:
     """The response rebuilt from this request's stored records, when a previous run completed it."""
-    from handler.api.schemas import ChatResponse, Choice, ResponseMessage, Usage
+    from handler.contract.chat import ChatResponse, Choice, ResponseMessage, Usage
 
     records = []
     for completion_id in plan.choice_ids or []:

@@ -10,8 +10,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from handler.api.schemas import ChatRequest, ImagePart, Message, TextPart
 from handler.config.models import Limits, ModelConfig, ProjectConfig
+from handler.contract.chat import ChatRequest, ImagePart, Message, TextPart
 from handler.errors import InvalidRequest, NotFound
 from handler.providers.base import ModelCall, ToolSpec
 
@@ -141,7 +141,7 @@ def system_prompt(project: ProjectConfig, req: ChatRequest) -> str | None:
     parts: list[str] = []
     if project.system_prompt is not None:
         # Imported here: Jinja costs tens of ms of cold start, paid only by projects with a template.
-        from handler.completions.templates import render_system_prompt
+        from handler.config.templates import render_system_prompt
 
         rendered = render_system_prompt(project.system_prompt.template, req.system_prompt_args)
         if rendered:

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from handler.api.schemas import ChatRequest, ChatResponse, Choice, ResponseMessage, Usage
 from handler.completions import engine
 from handler.completions.planning import Plan, build_plan, split_model
 from handler.config.models import ModelConfig
 from handler.config.source import ConfigSource
+from handler.contract.chat import ChatRequest, ChatResponse, Choice, ResponseMessage, Usage
 from handler.errors import GatewayError, UpstreamError
 from handler.observability import logger, record_completion
 from handler.providers.base import (

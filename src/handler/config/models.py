@@ -96,7 +96,7 @@ class SystemPrompt(_Strict):
     @classmethod
     def _sandboxed(cls, v: str) -> str:
         # Refused at `config validate/push` time what the sandbox would refuse at render time.
-        from handler.completions.templates import check_template
+        from handler.config.templates import check_template
 
         check_template(v)
         return v

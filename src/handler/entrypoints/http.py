@@ -7,8 +7,8 @@ from typing import Any
 
 from mangum import Mangum
 
-from handler.api.app import create_app
 from handler.observability import logger, tracer
+from handler.wiring import create_app
 
 _mangum = Mangum(create_app(), lifespan="off")
 _loop: asyncio.AbstractEventLoop | None = None

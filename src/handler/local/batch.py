@@ -177,8 +177,8 @@ def run(path: Path, out: Path, workers: int, progress: bool = True) -> tuple[dic
     pipeline that ran it (its `events` are every SQS event it delivered, for replays)."""
     import boto3
 
-    from handler.batch.runtime import runtime
     from handler.entrypoints.batch import lambda_handler
+    from handler.wiring import default_batch_runtime as runtime
 
     rt = runtime()
     session = boto3.session.Session()

@@ -22,7 +22,6 @@ from typing import Any
 
 import orjson
 
-from handler.completions.tokens import count_tokens
 from handler.config.models import BedrockModel
 from handler.errors import InvalidRequest
 from handler.providers.base import (
@@ -36,6 +35,7 @@ from handler.providers.base import (
     ToolCallsDone,
     UsageReport,
 )
+from handler.providers.tokens import count_tokens
 
 _STOP = {
     "end_turn": "stop",

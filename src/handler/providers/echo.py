@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from handler.completions.tokens import count_tokens, split_tokens
 from handler.config.models import EchoModel
 from handler.providers.base import (
     Event,
@@ -28,6 +27,7 @@ from handler.providers.base import (
     ToolCallsDone,
     UsageReport,
 )
+from handler.providers.tokens import count_tokens, split_tokens
 
 
 def _text_of(content: object) -> str:

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import orjson
 
-from handler.completions.tokens import count_tokens
 from handler.config.models import OpenAIModel
 from handler.errors import GatewayError
 from handler.providers.base import (
@@ -33,6 +32,7 @@ from handler.providers.base import (
     retryable_status,
 )
 from handler.providers.http_client import shared_client
+from handler.providers.tokens import count_tokens
 from handler.settings import get_settings
 
 _FINISH = {

@@ -36,10 +36,10 @@ class CreateBatch(BaseModel):
     metadata: dict[StrictStr, StrictStr] | None = None
 
 
-def _runtime() -> Runtime:
-    from handler.batch.runtime import runtime
+def _runtime(request: Request) -> Runtime:
+    from handler.api.deps import services_of
 
-    return runtime()
+    return services_of(request).batches()
 
 
 def _projects(request: Request) -> frozenset[str] | None:
@@ -67,7 +67,7 @@ async def create_batch(body: CreateBatch, request: Request, service: ServiceDep)
             param="input_key",
         )
     await asyncio.to_thread(service.config.project, body.project)  # 404 for an unknown project
-    rt = _runtime()
+    rt = _runtime(request)
     etag = await asyncio.to_thread(rt.blobs.etag, key)
     if etag is None:
         raise NotFound(f"input_key {key!r} is not in the bucket", param="input_key")
@@ -92,7 +92,7 @@ async def get_batch(batch_id: str, request: Request) -> dict[str, Any]:
         bid = str(uuid.UUID(batch_id))
     except ValueError:
         raise InvalidRequest(f"batch_id: {batch_id!r} is not a valid UUID", param="batch_id") from None
-    job = await asyncio.to_thread(_runtime().table.get, bid)
+    job = await asyncio.to_thread(_runtime(request).table.get, bid)
     if job is None:
         raise NotFound(f"batch {bid} does not exist", param="batch_id")
     _visible(request, job)
@@ -112,7 +112,7 @@ async def list_batches(
     if project is not None:
         require_project(request, project)
         projects = frozenset({project})
-    jobs, cursor = await asyncio.to_thread(_runtime().table.page, projects, limit, after)
+    jobs, cursor = await asyncio.to_thread(_runtime(request).table.page, projects, limit, after)
     return {
         "object": "list",
         "data": [job.public() for job in jobs],

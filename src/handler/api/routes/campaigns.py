@@ -20,9 +20,9 @@ from fastapi import APIRouter, Request
 
 from handler.api.auth import require_project
 from handler.api.deps import ServiceDep
-from handler.api.schemas import ErrorResponse
 from handler.completions.service import CompletionService
 from handler.config.models import ProjectConfig
+from handler.contract.errors import ErrorResponse
 from handler.errors import InvalidRequest, NotFound
 
 router = APIRouter(tags=["ab_campaigns"])

@@ -13,7 +13,8 @@ from starlette.responses import Response
 
 from handler.api.auth import require_project
 from handler.api.deps import ServiceDep
-from handler.api.schemas import ChatRequest, ChatResponse, ErrorResponse
+from handler.contract.chat import ChatRequest, ChatResponse
+from handler.contract.errors import ErrorResponse
 
 router = APIRouter()
 

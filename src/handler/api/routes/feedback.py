@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from handler.api.auth import require_project
 from handler.api.deps import ServiceDep
-from handler.api.schemas import ErrorResponse
+from handler.contract.errors import ErrorResponse
 from handler.errors import InvalidRequest, NotFound
 
 router = APIRouter(tags=["feedback"])

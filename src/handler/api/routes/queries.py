@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 
 from handler.api.deps import ServiceDep
 from handler.api.routes.campaigns import load_project
-from handler.api.schemas import ErrorResponse
+from handler.contract.errors import ErrorResponse
 from handler.errors import InvalidRequest
 
 router = APIRouter(tags=["completions"])

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from handler.contract.errors import error_body
+
 DONE = b"data: [DONE]\n\n"
 _CLOSE = b"}}]}\n\n"
 
@@ -23,7 +25,7 @@ def event(data: Any) -> bytes:
 
 def error_event(message: str, type_: str, code: str) -> bytes:
     """A failure after the stream began: the client gets it in-band, then `[DONE]`."""
-    return event({"error": {"message": message, "type": type_, "code": code, "param": None}})
+    return event(error_body(message, type_, code))
 
 
 class ChunkFormatter:

@@ -235,14 +235,3 @@ class ChatResponse(BaseModel):
     session_id: str
     choices: list[Choice]
     usage: Usage
-
-
-class ErrorBody(BaseModel):
-    message: str
-    type: str
-    code: str
-    param: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
