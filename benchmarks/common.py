@@ -126,7 +126,7 @@ def api_event(model: str, *, store: bool, path: str = "/api/v1/chat/completions"
 
 def LambdaContext() -> Any:
     """What the Lambda runtime passes as `context` (Powertools reads these)."""
-    from handler.local.invoke import LambdaContext as Context
+    from gatewayctl.local.context import LambdaContext as Context
 
     return Context("chat-gateway-ApiFunction", timeout_ms=30_000)
 

@@ -63,7 +63,7 @@ class Emulation:
     def _bootstrap(self) -> None:
         import boto3
 
-        from handler.local.bootstrap import create_resources, load_configs, local_environment
+        from gatewayctl.local.bootstrap import create_resources, load_configs, local_environment
 
         env = local_environment(self.endpoint)
         self._session = boto3.session.Session(

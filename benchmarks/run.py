@@ -254,7 +254,10 @@ class Bench:
     def _child(self, aws: Emulation, argv: Sequence[str]) -> dict[str, Any]:
         out = self.tmp / "warm.json"
         out.unlink(missing_ok=True)
-        env = child_env({**aws.env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"})
+        # tools/: the shared LambdaContext (gatewayctl.local.context), which the function's own
+        # runtime (`--runtime lambda`) does not have installed.
+        path = os.pathsep.join(str(p) for p in (ROOT, ROOT / "src", ROOT / "tools"))
+        env = child_env({**aws.env, "PYTHONPATH": path})
         proc = subprocess.run(
             [self.python, "-m", "benchmarks.warm", argv[0], str(out), *argv[1:]],
             cwd=ROOT,

@@ -1,4 +1,4 @@
-"""Shared fixtures: AWS emulated by moto in-process, the demo config loaded, the real app."""
+"""Shared fixtures: AWS emulated by moto in-process, the suite's own projects loaded, the real app."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[1]
+# What `make dev` serves and users edit: tests only check that it is valid, never what it says.
 CONFIG_DIR = ROOT / "config"
+# The projects every emulated stack of the suite holds (`demo`, `lab`): the tests' own, so that
+# editing config/ cannot break a test. See tests/fixtures/config/README.md.
+TEST_CONFIG_DIR = ROOT / "tests" / "fixtures" / "config"
 EVENTS_DIR = ROOT / "events"
 
 DEV_KEY = "sk-local-dev"
@@ -26,13 +30,13 @@ os.environ.setdefault("POWERTOOLS_DEV", "false")
 
 @contextmanager
 def emulated_aws(mp: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """moto's mock_aws with the stack's resources and every config/*.yaml project loaded, the
-    environment set (dev auth) through `mp`; clients and the service are built afresh inside."""
+    """moto's mock_aws with the stack's resources and the suite's projects (TEST_CONFIG_DIR) loaded,
+    the environment set (dev auth) through `mp`; clients and the service are built afresh inside."""
     from moto import mock_aws
 
+    from gatewayctl.local.bootstrap import LOCAL_ENV, create_resources, load_configs
     from handler import aws as aws_clients
     from handler import wiring
-    from handler.local.bootstrap import LOCAL_ENV, create_resources, load_configs
 
     mp.delenv("AWS_ENDPOINT_URL", raising=False)
     for key, value in {**LOCAL_ENV, "AUTH_MODE": "dev", "DEV_API_KEY": DEV_KEY}.items():
@@ -43,7 +47,9 @@ def emulated_aws(mp: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         env.update(create_resources(session, env))
         for key, value in env.items():
             mp.setenv(key, value)
-        load_configs(session, CONFIG_DIR, env["CONFIG_PREFIX"])
+        assert load_configs(session, TEST_CONFIG_DIR, env["CONFIG_PREFIX"]), (
+            f"no projects in {TEST_CONFIG_DIR}"
+        )
         aws_clients.reset_clients()
         wiring.reset()
         try:
@@ -58,6 +64,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """The emulated stack for one test."""
     with emulated_aws(monkeypatch) as env:
         yield env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def atomic_moto_dynamodb() -> None:
+    """Each emulated DynamoDB write applies atomically, as DynamoDB's own do (moto's backend is
+    not thread-safe); the local commands apply the same fix (gatewayctl/local/bootstrap.py)."""
+    from gatewayctl.local.bootstrap import serialise_moto_dynamodb_writes
+
+    serialise_moto_dynamodb_writes()
 
 
 def put_project(config: dict[str, Any], prefix: str = "/chat-gateway") -> None:

@@ -9,7 +9,6 @@ when tracing is off.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from functools import cache
@@ -18,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aws_lambda_powertools import Logger
 
+from handler.settings import get_settings
+
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
@@ -25,7 +26,6 @@ logger = Logger(service="chat-gateway", use_rfc3339=True)
 
 _NAMESPACE = "ChatGateway"
 _SERVICE = "chat-gateway"
-_TRUE = frozenset({"1", "y", "yes", "t", "true", "on"})
 
 
 @cache
@@ -92,8 +92,6 @@ def record_completion(
 
 
 def _metrics_disabled() -> bool:
-    """Powertools' rule: POWERTOOLS_METRICS_DISABLED, else off in POWERTOOLS_DEV mode."""
-    disabled = os.environ.get("POWERTOOLS_METRICS_DISABLED")
-    if disabled is not None:
-        return disabled.strip().lower() in _TRUE
-    return os.environ.get("POWERTOOLS_DEV", "false").strip().lower() in _TRUE
+    """Powertools' rule: POWERTOOLS_METRICS_DISABLED, else off in POWERTOOLS_DEV mode (read once,
+    with the other settings)."""
+    return get_settings().metrics_disabled

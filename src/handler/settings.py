@@ -1,15 +1,17 @@
 """The environment, parsed once into one typed object.
 
 Every knob the functions read from their environment lives here, so that `template.yaml`, the local
-dev server and the tests all speak the same names.
+dev server, the operator's tooling (`gatewayctl`) and the tests all speak the same names.
+Powertools reads its own `POWERTOOLS_*` variables; the two that our code reads too are fields here.
 """
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Settings(BaseModel):
@@ -17,6 +19,7 @@ class Settings(BaseModel):
 
     A plain model, not pydantic-settings' BaseSettings: that package costs ~15 ms of import on every
     cold start for what `get_settings()` does in three lines (pydantic still parses the strings).
+    A value out of its bounds is refused when the settings are first read.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -47,6 +50,45 @@ class Settings(BaseModel):
 
     # Body size (bytes) refused with 413 before parsing.
     max_body_bytes: int = 4 * 1024 * 1024
+
+    # Batches (`BATCH_LINES_PER_MESSAGE=20`, ...).
+    idempotency_table_name: str = "chat-gateway-idempotency"
+    # Lines per queue message: fewer messages to send and receive, and one counter update per
+    # message. Bounded by DynamoDB's 100 items per transaction (the results + the counter).
+    batch_lines_per_message: int = Field(default=10, ge=1, le=50)
+    batch_message_bytes: int = Field(default=192_000, ge=4_096, le=240_000)
+    # A request body or result line larger than this goes to S3 (batches/parts/) with a pointer.
+    batch_inline_bytes: int = Field(default=48_000, ge=1_024, le=60_000)
+    # Requests one worker invocation runs at once (across the up to 10 messages it receives).
+    batch_concurrency: int = Field(default=32, ge=1, le=256)
+    # Threads sending the queue messages of a file.
+    batch_send_threads: int = Field(default=16, ge=1, le=64)
+    # The queue's maxReceiveCount: on the last receive a line that keeps raising becomes an error
+    # line, so that the batch still finishes. Set from the template's MaxReceiveCount.
+    batch_max_receives: int = Field(default=5, ge=1)
+    batch_result_ttl_days: int = Field(default=14, ge=1)
+    # How long Powertools Idempotency remembers a finished request: longer than the queue keeps a
+    # message (4 days), so every redelivery finds it.
+    idempotency_ttl_s: int = Field(default=7 * 86_400, ge=60)
+    # How long an assembler holds its claim before another worker may take over.
+    batch_assembly_lease_s: int = Field(default=900, ge=60)
+
+    # Powertools' own switches, read by `observability.record_completion` (which writes its EMF
+    # documents itself) with Powertools' rule: POWERTOOLS_METRICS_DISABLED if set, else off in
+    # POWERTOOLS_DEV mode.
+    powertools_dev: bool = False
+    powertools_metrics_disabled: bool | None = None
+
+    @field_validator("log_content", "powertools_dev", "powertools_metrics_disabled", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @property
+    def metrics_disabled(self) -> bool:
+        if self.powertools_metrics_disabled is not None:
+            return self.powertools_metrics_disabled
+        return self.powertools_dev
 
 
 @lru_cache(maxsize=1)

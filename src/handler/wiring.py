@@ -6,6 +6,9 @@ import threading
 from functools import cache
 from typing import TYPE_CHECKING
 
+from handler.completions.campaign_results import CampaignResultsService
+from handler.completions.feedback import FeedbackService
+from handler.completions.records import RecordsService
 from handler.completions.service import CompletionService
 from handler.config.source import SSMConfigSource
 from handler.providers.registry import provider_for
@@ -36,11 +39,17 @@ def default_retry_queue() -> StoreRetryQueue | None:
 
 
 @cache
-def default_service() -> CompletionService:
+def default_config() -> SSMConfigSource:
+    """Project config from SSM: one source (one cache) for every service of the process."""
     settings = get_settings()
+    return SSMConfigSource(settings.config_prefix, settings.config_max_age_s)
+
+
+@cache
+def default_service() -> CompletionService:
     retry = default_retry_queue()
     return CompletionService(
-        config=SSMConfigSource(settings.config_prefix, settings.config_max_age_s),
+        config=default_config(),
         store=default_store(),
         providers=provider_for,
         store_retry=retry.enqueue if retry is not None else None,
@@ -57,7 +66,15 @@ def default_keys() -> CachedKeys:
 def default_services() -> Services:
     from handler.api.deps import Services
 
-    return Services(completions=default_service(), keys=default_keys(), batches=default_batch_runtime)
+    store, config = default_store(), default_config()
+    return Services(
+        completions=default_service(),
+        keys=default_keys(),
+        batches=default_batch_runtime,
+        records=RecordsService(store, config),
+        feedback=FeedbackService(store, config),
+        campaigns=CampaignResultsService(store, config),
+    )
 
 
 def create_app() -> FastAPI:
@@ -84,8 +101,9 @@ def default_batch_runtime() -> Runtime:
 
 
 def reset() -> None:
-    """Forget the built service (tests change settings between cases)."""
+    """Forget the built services (tests change settings between cases)."""
     default_service.cache_clear()
+    default_config.cache_clear()
     default_keys.cache_clear()
     default_store.cache_clear()
     default_retry_queue.cache_clear()

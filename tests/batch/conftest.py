@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from handler.local.batch import LambdaContext, Pipeline
+from gatewayctl.local.batch import LambdaContext, Pipeline
 
 
 def chat_line(custom_id: str, content: str, **body: Any) -> str:

@@ -7,7 +7,7 @@ import json
 import boto3
 from fastapi.testclient import TestClient
 
-from handler.local.batch import Pipeline
+from gatewayctl.local.batch import Pipeline
 from tests.batch.conftest import chat_line, good_lines, read_output
 from tests.conftest import EVENTS_DIR, put_project
 

@@ -1,4 +1,5 @@
-"""`python -m handler.local.batch FILE`: its own emulation, a progress bar, and where the output is."""
+"""`python -m gatewayctl batch FILE` (`make batch`): its own emulation, a progress bar, and where the
+output is."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from handler.local.batch import main
+from gatewayctl.cli import main as gatewayctl
+from gatewayctl.local.batch import main
 from tests.batch.conftest import chat_line, good_lines
+from tests.conftest import TEST_CONFIG_DIR
 
 
 def test_the_command_runs_a_file_and_says_where_the_output_is(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # config/ is read from the working directory
+    monkeypatch.setenv("CONFIG_DIR", str(TEST_CONFIG_DIR))  # the suite's projects, not config/
     path = tmp_path / "requests.jsonl"
     lines = [*good_lines(12), "not json", chat_line("req-0", "repeated id")]
     path.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")  # an editor's byte order mark too
@@ -36,7 +39,19 @@ def test_the_command_runs_a_file_and_says_where_the_output_is(
     assert dict(os.environ) == environ  # the command leaves the environment as it found it
 
 
+@pytest.mark.unit
 def test_the_command_refuses_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main([str(tmp_path / "nope.jsonl")])
     assert exc.value.code == 2
+
+
+@pytest.mark.unit
+def test_gatewayctl_hands_its_options_to_the_batch_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        gatewayctl(["batch", "--no-progress", str(tmp_path / "nope.jsonl")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "python -m gatewayctl batch" in err and "nope.jsonl: no such file" in err

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from handler.local.batch import LambdaContext, Pipeline, report, run
+from gatewayctl.local.batch import LambdaContext, Pipeline, report, run
 from handler.wiring import default_batch_runtime as runtime
 from tests.batch.conftest import chat_line, good_lines, invoke, read_output, receive_all, records_of
 from tests.conftest import AUTH
@@ -127,7 +127,7 @@ def test_a_repeated_s3_event_starts_nothing_new(pipeline: Pipeline, aws: dict[st
     etag = pipeline.s3.put_object(Bucket=aws["BUCKET_NAME"], Key="batches/input/twice.jsonl", Body=data)[
         "ETag"
     ]
-    from handler.local.batch import s3_event
+    from gatewayctl.local.batch import s3_event
 
     event = s3_event(aws["BUCKET_NAME"], "batches/input/twice.jsonl", etag, len(data), "0055AED6DCD90281E5")
     first = invoke(event)["batches"][0]
@@ -166,7 +166,7 @@ def test_a_raising_line_fails_only_its_message_and_succeeds_on_retry(
     batch_id = started["batches"][0]["id"]
     messages = receive_all(aws["BATCH_QUEUE_URL"])
     assert len(messages) == 3
-    from handler.local.batch import sqs_event
+    from gatewayctl.local.batch import sqs_event
 
     response = invoke(sqs_event(messages, pipeline.queue_arn))
     failing = next(m["MessageId"] for m in messages if '"req-15"' in m["Body"])
@@ -214,11 +214,11 @@ def test_a_line_that_fails_on_its_last_receive_becomes_an_error_line(
         "batches"
     ][0]["id"]
     (message,) = receive_all(aws["BATCH_QUEUE_URL"])
-    from handler.local.batch import sqs_event
+    from gatewayctl.local.batch import sqs_event
 
     event = sqs_event([message], pipeline.queue_arn)
     assert invoke(event)["batchItemFailures"]  # receives 1..4 fail, the queue keeps the message
-    last = runtime().batch.batch_max_receives
+    last = runtime().settings.batch_max_receives
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(last)
     assert invoke(event) == {"batchItemFailures": []}
     job = runtime().table.get(batch_id)
@@ -251,7 +251,7 @@ def test_a_worker_that_dies_between_storing_and_idempotency_does_not_store_twice
         "batches"
     ][0]["id"]
     (message,) = receive_all(aws["BATCH_QUEUE_URL"])
-    from handler.local.batch import sqs_event
+    from gatewayctl.local.batch import sqs_event
 
     event = sqs_event([message], pipeline.queue_arn)
     with monkeypatch.context() as m:
@@ -288,7 +288,7 @@ def test_bad_files_fail_the_batch_not_the_function(pipeline: Pipeline, aws: dict
 
 
 def _record(bucket: str, key: str) -> dict[str, Any]:
-    from handler.local.batch import s3_event
+    from gatewayctl.local.batch import s3_event
 
     record: dict[str, Any] = s3_event(bucket, key, "", 0, "00AA")["Records"][0]
     return record

@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 
-from handler.local.batch import sqs_event
+from gatewayctl.local.batch import sqs_event
 from tests.batch.conftest import invoke, receive_all, records_of
 
 
@@ -96,8 +96,8 @@ def test_the_http_handler_still_works_in_the_same_process_after_a_batch_invocati
     """`make invoke` runs several events in one process, as a warm Lambda would."""
     import asyncio
 
+    from gatewayctl.local.batch import LambdaContext
     from handler.entrypoints.http import lambda_handler
-    from handler.local.batch import LambdaContext
     from tests.conftest import EVENTS_DIR
 
     assert invoke(json.loads((EVENTS_DIR / "sqs_message.json").read_text())) == {"batchItemFailures": []}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from handler.cli import main as cli
+from gatewayctl.cli import main as cli
 from handler.config.files import load_file
 from tests.conftest import CONFIG_DIR
 

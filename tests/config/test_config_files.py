@@ -7,11 +7,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from handler.cli import main as cli
+from gatewayctl.cli import main as cli
 from handler.config.files import load_file
 from handler.config.source import SSMConfigSource
 from handler.errors import ConfigError, NotFound
-from tests.conftest import CONFIG_DIR
+from tests.conftest import CONFIG_DIR, TEST_CONFIG_DIR
 
 GOOD = """
 project: shop
@@ -62,11 +62,17 @@ def with_override(override: str) -> str:
     return "\n".join(out)
 
 
-def test_shipped_configs_are_valid() -> None:
-    for path in CONFIG_DIR.glob("*.yaml"):
-        load_file(path)
+@pytest.mark.unit
+@pytest.mark.parametrize("folder", [CONFIG_DIR, CONFIG_DIR / "examples", TEST_CONFIG_DIR])
+def test_shipped_and_test_configs_are_valid(folder: Path) -> None:
+    """config/ (what `make dev` loads), config/examples/ and the suite's own projects."""
+    paths = sorted(folder.glob("*.yaml"))
+    assert paths, f"no config files in {folder}"
+    projects = [load_file(path).project for path in paths]
+    assert len(set(projects)) == len(projects)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_file_is_refused_with_the_field_named_before_any_write(
     aws: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
@@ -80,6 +86,7 @@ def test_bad_file_is_refused_with_the_field_named_before_any_write(
     assert not [p for p in names if p["Name"].startswith("/cg/")]  # the good file was not written either
 
 
+@pytest.mark.unit
 def test_push_then_load_round_trips_and_prunes(aws: dict[str, str], tmp_path: Path) -> None:
     path = write(tmp_path, GOOD)
     assert cli(["config", "validate", str(path)]) == 0
@@ -95,6 +102,7 @@ def test_push_then_load_round_trips_and_prunes(aws: dict[str, str], tmp_path: Pa
     assert "claude" not in source.project("shop").models
 
 
+@pytest.mark.unit
 def test_unknown_project_is_not_found(aws: dict[str, str]) -> None:
     source = SSMConfigSource("/chat-gateway", max_age_s=60)
     with pytest.raises(NotFound):
@@ -103,6 +111,7 @@ def test_unknown_project_is_not_found(aws: dict[str, str]) -> None:
         source.project("../etc")
 
 
+@pytest.mark.unit
 def test_config_is_cached_for_max_age(aws: dict[str, str]) -> None:
     source = SSMConfigSource("/chat-gateway", max_age_s=300)
     first = source.project("demo")
@@ -110,6 +119,7 @@ def test_config_is_cached_for_max_age(aws: dict[str, str]) -> None:
     assert source.project("demo") is first  # no SSM call, no re-validation
 
 
+@pytest.mark.unit
 def test_invalid_config_in_ssm_is_a_config_error(aws: dict[str, str]) -> None:
     boto3.client("ssm").put_parameter(
         Name="/chat-gateway/projects/broken/project", Value='{"default_model": "x"}', Type="String"
@@ -118,6 +128,21 @@ def test_invalid_config_in_ssm_is_a_config_error(aws: dict[str, str]) -> None:
         SSMConfigSource("/chat-gateway", max_age_s=0).project("broken")
 
 
+@pytest.mark.unit
 def test_secret_is_read_decrypted(aws: dict[str, str]) -> None:
     boto3.client("ssm").put_parameter(Name="/cg/secrets/k", Value="s3cr3t", Type="SecureString")
     assert SSMConfigSource("/cg", max_age_s=0).secret("/cg/secrets/k") == "s3cr3t"
+
+
+@pytest.mark.unit
+def test_push_defaults_to_the_configured_prefix(
+    aws: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --prefix the command writes where the gateway reads: CONFIG_PREFIX, via the settings."""
+    from handler import wiring
+
+    monkeypatch.setenv("CONFIG_PREFIX", "/elsewhere")
+    wiring.reset()
+    assert cli(["config", "push", str(write(tmp_path, GOOD))]) == 0
+    assert "under /elsewhere/projects/shop" in capsys.readouterr().out
+    assert SSMConfigSource("/elsewhere", max_age_s=0).project("shop") == load_file(tmp_path / "shop.yaml")

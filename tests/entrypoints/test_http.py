@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from handler.local.invoke import LambdaContext, handler_for, invoke
-from tests.conftest import EVENTS_DIR, completion_items
+from gatewayctl.local.context import LambdaContext
+from gatewayctl.local.invoke import handler_for, invoke
+from tests.conftest import EVENTS_DIR, TEST_CONFIG_DIR, completion_items
 
 
 def load(name: str) -> dict[str, Any]:
@@ -76,9 +77,33 @@ def test_lookup_event_reads_a_stored_completion(aws: dict[str, str]) -> None:
     assert missing["statusCode"] == 404
 
 
+@pytest.mark.unit
 def test_env_file_names_the_function_settings() -> None:
+    from handler.settings import Settings
+
     env = load("env.json")
     assert env["ApiFunction"]["TABLE_NAME"] and env["ApiFunction"]["CONFIG_PREFIX"]
+    for function, variables in env.items():
+        unknown = {name for name in variables if name.lower() not in Settings.model_fields}
+        assert not {n for n in unknown if not n.startswith(("POWERTOOLS_", "AWS_"))}, function
+
+
+EVENT_HANDLERS = {
+    "http": "handler.entrypoints.http.lambda_handler",
+    "batch": "handler.entrypoints.batch.lambda_handler",
+    "store_retry": "handler.entrypoints.store_retry.lambda_handler",
+}
+
+
+@pytest.mark.unit
+def test_every_event_file_goes_to_a_handler() -> None:
+    """`make invoke EVENT=...` takes any events/*.json but env.json (the functions' environment)."""
+    events = sorted(p for p in EVENTS_DIR.glob("*.json") if p.name != "env.json")
+    assert events, f"no event files in {EVENTS_DIR}"
+    routed = {p.name: handler_for(json.loads(p.read_text())) for p in events}
+    assert set(routed.values()) == set(EVENT_HANDLERS.values()), routed
+    assert routed["store_retry.json"] == EVENT_HANDLERS["store_retry"]
+    assert routed["s3_put.json"] == routed["sqs_message.json"] == EVENT_HANDLERS["batch"]
 
 
 def test_make_invoke_runs_api_and_batch_events_in_one_emulation() -> None:
@@ -88,13 +113,14 @@ def test_make_invoke_runs_api_and_batch_events_in_one_emulation() -> None:
 
     from tests.conftest import ROOT
 
+    environ = {k: v for k, v in __import__("os").environ.items() if not k.startswith("AWS_")}
     result = subprocess.run(
-        [sys.executable, "-m", "handler.local.invoke", "events/chat_completion.json", "events/s3_put.json"],
+        [sys.executable, "-m", "gatewayctl", "invoke", "events/chat_completion.json", "events/s3_put.json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
-        env={k: v for k, v in __import__("os").environ.items() if not k.startswith("AWS_")},
+        env={**environ, "CONFIG_DIR": str(TEST_CONFIG_DIR)},  # the suite's projects, not config/
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert '"statusCode": 200' in result.stdout

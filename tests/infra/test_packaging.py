@@ -1,4 +1,5 @@
-"""What gets deployed besides the template: the dependencies layer and ChatFunction's `run.sh`.
+"""What gets deployed besides the template: the dependencies layer, the function code (src/, and
+nothing only developers run) and ChatFunction's `run.sh`.
 
 The last test starts `src/run.sh` the way the AWS Lambda Web Adapter does (PORT in the environment,
 readiness polled on /health), against AWS emulated by a moto server, and reads a streamed chat
@@ -7,6 +8,8 @@ completion from it.
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import os
 import re
@@ -27,8 +30,11 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.conftest import TEST_CONFIG_DIR
 from tests.infra.sam import ROOT
 
+SRC = ROOT / "src"  # every function's CodeUri
+TOOLS = ROOT / "tools"  # the dev and operator tooling, installed by `pip install -e '.[dev]'` only
 RUN_SH = ROOT / "src" / "run.sh"
 LAYER_REQUIREMENTS = ROOT / "layers" / "deps" / "requirements.txt"
 # The Lambda python3.13 runtime ships these; the layer must not carry (or shadow) them.
@@ -57,6 +63,7 @@ def layer_lines() -> list[str]:
 # ------------------------------------------------------------------------------------------------
 # The dependencies layer
 # ------------------------------------------------------------------------------------------------
+@pytest.mark.unit
 def test_layer_requirements_are_the_project_dependencies_minus_the_runtimes_own() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     expected = {
@@ -67,6 +74,7 @@ def test_layer_requirements_are_the_project_dependencies_minus_the_runtimes_own(
     assert pins(layer_lines()) == expected
 
 
+@pytest.mark.unit
 def test_layer_says_why_boto3_is_left_out() -> None:
     text = LAYER_REQUIREMENTS.read_text(encoding="utf-8")
     comments = " ".join(line for line in text.splitlines() if line.startswith("#"))
@@ -74,9 +82,94 @@ def test_layer_says_why_boto3_is_left_out() -> None:
     assert not RUNTIME_PROVIDED & set(pins(layer_lines()))
 
 
+@pytest.mark.unit
 def test_layer_holds_third_party_packages_only() -> None:
     layer = ROOT / "layers"
     assert not list(layer.rglob("*.py")), "our code lives in src/, the layer is built from requirements.txt"
+
+
+# ------------------------------------------------------------------------------------------------
+# The function code: src/, without the tooling
+# ------------------------------------------------------------------------------------------------
+def module_imports(path: Path) -> set[str]:
+    """The top-level names `path` imports when it runs (relative imports and `if TYPE_CHECKING:`
+    blocks left out: the first are our own, the second never run)."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+    return found
+
+
+def runtime_distributions() -> set[str]:
+    """The [project] dependencies, what they require in turn (no extras), and the runtime's boto3."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    pending = [*project["dependencies"], *RUNTIME_PROVIDED]
+    seen: set[str] = set()
+    while pending:
+        requirement = Requirement(pending.pop())
+        name = canonicalize_name(requirement.name)
+        if name in seen or (
+            requirement.marker is not None and not requirement.marker.evaluate({"extra": ""})
+        ):
+            continue
+        seen.add(name)
+        pending.extend(importlib.metadata.requires(name) or [])
+    return seen
+
+
+@pytest.mark.unit
+def test_function_code_is_the_handler_package_only() -> None:
+    packages = sorted(p.name for p in SRC.iterdir() if (p / "__init__.py").is_file())
+    assert packages == ["handler"]
+    handler = SRC / "handler"
+    for tooling in ("local", "cli", "cli.py", "gatewayctl"):
+        assert not (handler / tooling).exists(), (
+            f"src/handler/{tooling} ships in every function: tools/ is for it"
+        )
+    assert (TOOLS / "gatewayctl" / "__init__.py").is_file()
+    assert (TOOLS / "gatewayctl" / "local" / "dev.py").is_file()
+
+
+@pytest.mark.unit
+def test_function_code_imports_only_the_runtime_dependencies() -> None:
+    """Every module in src/ imports the standard library, `handler`, or a package the layer (or the
+    Lambda runtime) holds: never moto, tqdm, pytest or `gatewayctl`, which exist only in dev."""
+    modules = sorted(SRC.rglob("*.py"))
+    assert modules, f"no modules under {SRC}"
+    installed = importlib.metadata.packages_distributions()
+    allowed = runtime_distributions()
+    assert {"fastapi", "pydantic", "starlette"} <= allowed  # the closure follows requirements
+    stray: dict[str, list[str]] = {}
+    for path in modules:
+        for name in module_imports(path):
+            if name in sys.stdlib_module_names or name == "handler":
+                continue
+            dists = {canonicalize_name(d) for d in installed.get(name, [])}
+            if name == "gatewayctl" or not dists & allowed:
+                stray.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    assert stray == {}, "imported by the function code, but not deployed with it"
+
+
+@pytest.mark.unit
+def test_dev_tooling_is_not_a_runtime_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime = set(pins(project["dependencies"]))
+    assert not runtime & {"moto", "tqdm", "pytest", "pydantic-settings"}
+    assert {"moto", "tqdm"} <= {
+        canonicalize_name(Requirement(r).name) for r in project["optional-dependencies"]["dev"]
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -185,11 +278,11 @@ def wait_until_ready(started: Started) -> None:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
-    """run.sh against a moto server on 127.0.0.1 holding the stack's resources and the demo project
-    (loaded by `handler.local.bootstrap`), shared by the tests below."""
+    """run.sh against a moto server on 127.0.0.1 holding the stack's resources and the suite's demo
+    project (loaded by `gatewayctl.local.bootstrap`), shared by the tests below."""
     from moto.server import ThreadedMotoServer
 
-    from handler.local.bootstrap import bootstrap
+    from gatewayctl.local.bootstrap import bootstrap
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -198,7 +291,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
         with pytest.MonkeyPatch.context() as mp:
             # bootstrap() sets AWS_ENDPOINT_URL in this process; put it back afterwards.
             mp.delenv("AWS_ENDPOINT_URL", raising=False)
-            aws_env = bootstrap(f"http://127.0.0.1:{port}", ROOT / "config", apply_env=False)
+            aws_env = bootstrap(f"http://127.0.0.1:{port}", TEST_CONFIG_DIR, apply_env=False)
         function_env = {
             **aws_env,  # TABLE_NAME, CONFIG_PREFIX, BUCKET_NAME, queue URLs, endpoint, dummy credentials
             "CONFIG_MAX_AGE_S": "60",

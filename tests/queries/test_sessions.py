@@ -16,6 +16,7 @@ CHAT = "/api/v1/chat/completions"
 def test_session_lists_in_request_order_even_when_an_earlier_request_finishes_last(
     client: TestClient,
 ) -> None:
+    from handler.completions.caller import Caller
     from handler.contract.chat import ChatRequest
     from handler.wiring import default_service
 
@@ -27,8 +28,8 @@ def test_session_lists_in_request_order_even_when_an_earlier_request_finishes_la
             body = {"model": model, "session_id": session, "messages": [{"role": "user", "content": text}]}
             return ChatRequest.model_validate(body)
 
-        slow = await service.plan(request("demo/slow-echo", "first"), time.perf_counter())
-        fast = await service.plan(request("demo/echo", "second"), time.perf_counter())
+        slow = await service.plan(request("demo/slow-echo", "first"), time.perf_counter(), Caller.anyone())
+        fast = await service.plan(request("demo/echo", "second"), time.perf_counter(), Caller.anyone())
         finished: list[str] = []
 
         async def run(plan: Any, name: str) -> Any:

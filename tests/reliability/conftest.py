@@ -127,8 +127,8 @@ def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
 
 def drain(queue_url: str) -> dict[str, Any]:
     """Run StoreRetryFunction on everything queued, as Lambda's SQS poller would."""
+    from gatewayctl.local.context import LambdaContext
     from handler.entrypoints.store_retry import lambda_handler
-    from handler.local.invoke import LambdaContext
 
     result: dict[str, Any] = lambda_handler(sqs_event(queued_messages(queue_url)), LambdaContext())
     return result

@@ -90,8 +90,8 @@ def test_a_message_that_fails_again_is_reported_for_redelivery_alone(
     assert len(messages) == 2
     messages.append({**messages[0], "MessageId": "garbage", "Body": "not json"})
 
+    from gatewayctl.local.context import LambdaContext
     from handler.entrypoints.store_retry import lambda_handler
-    from handler.local.invoke import LambdaContext
 
     # Still throttled: every message fails and is handed back to SQS, none is dropped.
     result = lambda_handler(sqs_event(messages), LambdaContext())
@@ -149,7 +149,7 @@ def test_store_errors_outside_dynamodb_are_caught_too(
 
 def test_the_store_retry_event_file_drives_the_function(clean_aws: dict[str, str]) -> None:
     """`make invoke EVENT=events/store_retry.json` runs StoreRetryFunction on a queued record."""
-    from handler.local.invoke import handler_for, invoke
+    from gatewayctl.local.invoke import handler_for, invoke
     from tests.conftest import EVENTS_DIR
 
     event = json.loads((EVENTS_DIR / "store_retry.json").read_text())

@@ -163,7 +163,7 @@ class Clock:
 def test_revocation_takes_effect_within_the_cache_time(
     keys_mode: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from handler.cli import main
+    from gatewayctl.cli import main
     from handler.store.keys import CachedKeys, DynamoKeyStore
     from handler.wiring import create_app
 
@@ -197,7 +197,7 @@ def test_revocation_takes_effect_within_the_cache_time(
 
 
 def test_revocation_is_immediate_on_an_instance_that_had_not_cached_the_key(app_client: TestClient) -> None:
-    from handler.cli import main
+    from gatewayctl.cli import main
 
     key_id, key = create_key("demo")
     assert main(["keys", "revoke", key_id]) == 0
@@ -207,7 +207,7 @@ def test_revocation_is_immediate_on_an_instance_that_had_not_cached_the_key(app_
 def test_cli_lists_without_secrets_and_refuses_unknown_ids(
     keys_mode: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from handler.cli import main
+    from gatewayctl.cli import main
 
     assert main(["keys", "create", "--project", "demo", "--project", "other", "--name", "ci"]) == 0
     created = capsys.readouterr()

@@ -134,8 +134,8 @@ def test_no_secret_in_logs_error_bodies_or_stored_records(
     keyed: tuple[str, str], fake: FakeOpenAI, clean_aws: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     aws = clean_aws
+    from gatewayctl.local.context import LambdaContext
     from handler.entrypoints.http import lambda_handler
-    from handler.local.invoke import LambdaContext
     from handler.wiring import create_app
 
     key, other = keyed

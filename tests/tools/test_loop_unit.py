@@ -20,10 +20,10 @@ from handler.providers.base import (
     TextDelta,
     ToolCallOut,
     ToolCallsDone,
-    ToolRunResult,
     ToolRunsReport,
     UsageReport,
 )
+from handler.values import ToolRun
 
 LAMBDA_TOOL = ToolConfig.model_validate({"description": "d", "target": {"type": "lambda", "function": "fn"}})
 
@@ -49,9 +49,11 @@ class FakeRunner(ToolRunner):
         super().__init__(lambda name: "", "p")
         self.ran: list[str] = []
 
-    async def run(self, tool_id: str, tool: ToolConfig, call: ToolCallOut, round_: int) -> ToolRunResult:
+    async def run(self, tool_id: str, tool: ToolConfig, call: ToolCallOut, round_: int) -> ToolRun:
         self.ran.append(tool_id)
-        return ToolRunResult(call.id, call.name, call.arguments, result=f"{tool_id} says hi", round=round_)
+        return ToolRun(
+            id=call.id, name=call.name, arguments=call.arguments, result=f"{tool_id} says hi", round=round_
+        )
 
 
 def calls(*names: str) -> list[Event]:
@@ -122,8 +124,8 @@ def test_text_before_a_tool_call_is_relayed_and_kept_in_the_conversation() -> No
 
 def test_the_model_is_told_a_tool_failed_as_an_error_object() -> None:
     class Failing(FakeRunner):
-        async def run(self, tool_id: str, tool: ToolConfig, call: ToolCallOut, round_: int) -> ToolRunResult:
-            return ToolRunResult(call.id, call.name, call.arguments, error="boom", round=round_)
+        async def run(self, tool_id: str, tool: ToolConfig, call: ToolCallOut, round_: int) -> ToolRun:
+            return ToolRun(id=call.id, name=call.name, arguments=call.arguments, error="boom", round=round_)
 
     model = Scripted(calls("t"), answer("ok"))
     asyncio.run(collect(ToolLoop(model, {"t": LAMBDA_TOOL}, Failing(), 3), ModelCall(messages=[])))
@@ -142,9 +144,7 @@ class StubLambda:
         return self.response
 
 
-def run_lambda(
-    monkeypatch: pytest.MonkeyPatch, stub: StubLambda, arguments: str = '{"q": 1}'
-) -> ToolRunResult:
+def run_lambda(monkeypatch: pytest.MonkeyPatch, stub: StubLambda, arguments: str = '{"q": 1}') -> ToolRun:
     from handler import aws
 
     monkeypatch.setattr(aws, "client", lambda service, region=None: stub)

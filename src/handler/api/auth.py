@@ -1,12 +1,12 @@
 """Who is calling, and which projects they may touch.
 
 Every route but `/health` depends on `authenticate` (set on the routers in `api/app.py`), which
-reads `Authorization: Bearer <key>` and puts a `Principal` on `request.state`. Routes call
-`require_project(request, project)` once they know the project a request concerns: 403 outside the
-key's scope, also for reading another project's records.
+reads `Authorization: Bearer <key>` and puts a `Principal` on `request.state`. Routes declare
+`CallerDep` and hand the `Caller` (the key's projects) to their service, which refuses a project
+outside the key's scope with a 403, also for reading another project's records.
 
 `AUTH_MODE` decides which keys are accepted, and auth is never off:
-- `keys` (deployments): API keys from the table (`python -m handler.cli keys create ...`);
+- `keys` (deployments): API keys from the table (`python -m gatewayctl keys create ...`);
 - `dev` (`make dev`, tests): those, and also `DEV_API_KEY` (default `sk-local-dev`) for every project;
 - anything else: every request is refused (a typo must not open the gateway).
 """
@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-from handler.errors import Forbidden, GatewayError, Unauthorized
+from handler.completions.caller import Caller
+from handler.errors import GatewayError, Unauthorized
 from handler.observability import logger
 from handler.settings import get_settings
 
@@ -111,10 +112,19 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require_project(request: Request, project: str) -> None:
-    """Raise Forbidden unless the caller's key covers `project` (Unauthorized if nobody is known)."""
+def caller_of(request: Request) -> Caller:
+    """Who is asking, for the services: the key's projects (Unauthorized if nobody is known)."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # a route outside `authenticate`: refuse rather than let it through
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
-    if not principal.may_access(project):
-        raise Forbidden(f"this API key is not allowed to access project {project!r}")
+    return Caller(principal.projects)
+
+
+async def current_caller(principal: Annotated[Principal, Depends(authenticate)]) -> Caller:
+    """Who is asking, as a route hands it to its service. It depends on `authenticate` itself (which
+    FastAPI runs once per request however often it is named), so a route that declares `CallerDep`
+    cannot be reached without a verified key, whatever router it is mounted on."""
+    return Caller(principal.projects)
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -16,6 +16,9 @@ from handler.completions.service import CompletionService
 
 if TYPE_CHECKING:
     from handler.batch.runtime import Runtime
+    from handler.completions.campaign_results import CampaignResultsService
+    from handler.completions.feedback import FeedbackService
+    from handler.completions.records import RecordsService
     from handler.store.keys import CachedKeys
 
 
@@ -26,6 +29,9 @@ class Services:
     completions: CompletionService
     keys: CachedKeys
     batches: Callable[[], Runtime]  # built on first use: most invocations never touch a batch
+    records: RecordsService  # stored completions: by id, by session, a project's listing
+    feedback: FeedbackService  # feedback on completions, outcomes of sessions
+    campaigns: CampaignResultsService  # a project's A/B campaigns and their results
 
 
 ServicesFactory = Callable[[], Services]

@@ -16,7 +16,6 @@ Low-level client calls, like the completion store.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,15 +25,20 @@ import orjson
 from pydantic import BaseModel, Field
 
 from handler.aws import LazyClient
+from handler.store.dynamo import (
+    DynamoClient,
+    Item,
+    conditional,
+    get_items,
+    query_items,
+    query_pages,
+    time_key,
+    write_items,
+)
 
 BatchStatus = Literal["validating", "in_progress", "completed", "failed"]
 _LIST_PARTITION = "BATCHES"
-_BATCH_WRITE = 25
-# Writes to a counter item from this process go one at a time. DynamoDB applies each update
-# atomically anyway; the local emulation (moto) does not when threads update the same item at once,
-# and loses increments. A Lambda process writes a handful of counter updates per invocation, so
-# this costs nothing there.
-_COUNTER_WRITES = threading.Lock()
+_LIST_PAGES = 10  # a filtered listing page can come back short: read on, this many pages at most
 
 
 class BatchJob(BaseModel):
@@ -107,15 +111,15 @@ class Counts:
         return self.total is not None and self.done >= self.total
 
 
-def batch_key(batch_id: str) -> dict[str, Any]:
+def batch_key(batch_id: str) -> Item:
     return {"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "BATCH"}}
 
 
-def counter_key(batch_id: str) -> dict[str, Any]:
+def counter_key(batch_id: str) -> Item:
     return {"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "COUNTER"}}
 
 
-def result_key(batch_id: str, index: int) -> dict[str, Any]:
+def result_key(batch_id: str, index: int) -> Item:
     return {"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": f"LINE#{index:09d}"}}
 
 
@@ -134,11 +138,11 @@ _COUNTER_PROJECTION = "#total, #done, completed, failed, assembled"
 _COUNTER_NAMES = {"#total": "total", "#done": "done"}
 
 
-def _n(item: dict[str, Any], name: str) -> int:
+def _n(item: Item, name: str) -> int:
     return int(item[name]["N"]) if name in item else 0
 
 
-def counts_from_item(item: dict[str, Any]) -> Counts:
+def counts_from_item(item: Item) -> Counts:
     return Counts(
         total=int(item["total"]["N"]) if "total" in item else None,
         done=_n(item, "done"),
@@ -148,7 +152,7 @@ def counts_from_item(item: dict[str, Any]) -> Counts:
     )
 
 
-def job_from_items(item: dict[str, Any], counter: dict[str, Any] | None) -> BatchJob:
+def job_from_items(item: Item, counter: Item | None) -> BatchJob:
     data: dict[str, Any] = {
         "id": item["id"]["S"],
         "source": item["source"]["S"],
@@ -170,32 +174,25 @@ def job_from_items(item: dict[str, Any], counter: dict[str, Any] | None) -> Batc
     return BatchJob.model_validate(data)
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def _conditional_failed(exc: Exception) -> bool:
-    return _error_code(exc) == "ConditionalCheckFailedException"
-
-
 class BatchTable:
-    def __init__(self, table_name: str, client: Any = None, result_ttl_days: int = 14) -> None:
+    def __init__(
+        self, table_name: str, client: DynamoClient | None = None, result_ttl_days: int = 14
+    ) -> None:
         self._table = table_name
         self._client = client
         self._ttl_s = result_ttl_days * 86_400
 
     client = LazyClient("dynamodb")
 
-    def _update_counter(self, batch_id: str, **kwargs: Any) -> Any:
-        with _COUNTER_WRITES:
-            return self.client.update_item(TableName=self._table, Key=counter_key(batch_id), **kwargs)
+    def _update_counter(self, batch_id: str, **params: object) -> Item:
+        response: Item = self.client.update_item(TableName=self._table, Key=counter_key(batch_id), **params)
+        return response
 
     # --- the batch record ------------------------------------------------------------------------
 
     def create(self, job: BatchJob) -> bool:
         """Write a new record; False when a record with this id exists (a repeated start event)."""
-        item: dict[str, Any] = {
+        item: Item = {
             **batch_key(job.id),
             "type": {"S": "batch"},
             "id": {"S": job.id},
@@ -208,36 +205,29 @@ class BatchTable:
             "lines_per_message": {"N": str(job.lines_per_message)},
             "message_bytes": {"N": str(job.message_bytes)},
             "gsi2pk": {"S": _LIST_PARTITION},
-            "gsi2sk": {"S": f"{int(job.created_at * 1_000_000):017d}#{job.id}"},
+            "gsi2sk": {"S": time_key(job.created_at, job.id)},
         }
         for name in _OPTIONAL_STRINGS:
             value = getattr(job, name)
             if value is not None:
                 item[name] = {"S": value}
-        try:
-            self.client.put_item(
+        created = conditional(
+            lambda: self.client.put_item(
                 TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
             )
-        except Exception as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        )
+        return created is not None
 
     def get(self, batch_id: str) -> BatchJob | None:
         """The record with its live counts (the batch item and the counter item, in one read)."""
-        request: dict[str, Any] = {
-            self._table: {"Keys": [batch_key(batch_id), counter_key(batch_id)], "ConsistentRead": True}
-        }
-        items: dict[str, dict[str, Any]] = {}
-        for attempt in range(8):
-            response = self.client.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(self._table, []):
-                items[item["sk"]["S"]] = item
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            time.sleep(min(0.05 * 2**attempt, 1.0))
+        found = get_items(
+            self.client,
+            self._table,
+            [batch_key(batch_id), counter_key(batch_id)],
+            what=f"batch {batch_id}: reading the record",
+            consistent=True,
+        )
+        items = {item["sk"]["S"]: item for item in found}
         if "BATCH" not in items:
             return None
         return job_from_items(items["BATCH"], items.get("COUNTER"))
@@ -277,8 +267,8 @@ class BatchTable:
             update += ", #project = if_not_exists(#project, :project)"
             names["#project"] = "project"
             values[":project"] = {"S": project}
-        try:
-            self.client.update_item(
+        conditional(  # refused when already started (or finished) by another splitter
+            lambda: self.client.update_item(
                 TableName=self._table,
                 Key=batch_key(batch_id),
                 UpdateExpression=update,
@@ -286,15 +276,13 @@ class BatchTable:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
-        except Exception as exc:
-            if not _conditional_failed(exc):  # already started (or finished) by another splitter
-                raise
+        )
         return counts_from_item(counter)
 
     def fail(self, batch_id: str, message: str) -> None:
         """The batch as a whole cannot run (its input is missing, changed or empty)."""
-        try:
-            self.client.update_item(
+        conditional(  # refused when it is no longer `validating`: the first verdict stands
+            lambda: self.client.update_item(
                 TableName=self._table,
                 Key=batch_key(batch_id),
                 UpdateExpression="SET #status = :failed, failed_at = :now, #error = :error",
@@ -307,18 +295,16 @@ class BatchTable:
                     ":error": {"S": message[:1000]},
                 },
             )
-        except Exception as exc:
-            if not _conditional_failed(exc):
-                raise
+        )
 
     # --- results and counters --------------------------------------------------------------------
 
     def write_results(self, batch_id: str, results: Sequence[LineResult]) -> None:
         """Put the result items (a rewrite by a redelivery puts the same lines again)."""
         expires_at = str(int(time.time()) + self._ttl_s)
-        requests = []
+        requests: list[Item] = []
         for r in results:
-            item: dict[str, Any] = {
+            item: Item = {
                 **result_key(batch_id, r.index),
                 "type": {"S": "batch_result"},
                 "ok": {"BOOL": r.ok},
@@ -329,21 +315,13 @@ class BatchTable:
             else:
                 item["line"] = {"S": r.line or ""}
             requests.append({"PutRequest": {"Item": item}})
-        for start in range(0, len(requests), _BATCH_WRITE):
-            pending = {self._table: requests[start : start + _BATCH_WRITE]}
-            for attempt in range(8):
-                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            if pending:
-                raise RuntimeError(f"batch {batch_id}: DynamoDB left result items unprocessed")
+        write_items(self.client, self._table, requests, what=f"batch {batch_id}: writing result items")
 
     def count(self, batch_id: str, seq: int, results: Sequence[LineResult]) -> Counts | None:
         """Count message `seq`'s lines, once. The new counts, or None if it was counted before."""
         ok = sum(1 for r in results if r.ok)
-        try:
-            item = self._update_counter(
+        response = conditional(
+            lambda: self._update_counter(
                 batch_id,
                 UpdateExpression="ADD seen :seqs, #done :done, completed :ok, failed :failed SET updated_at = :now",
                 ConditionExpression="NOT contains(seen, :seq)",
@@ -357,35 +335,27 @@ class BatchTable:
                     ":now": {"N": repr(time.time())},
                 },
                 ReturnValues="ALL_NEW",
-            )["Attributes"]
-        except Exception as exc:
-            if _conditional_failed(exc):
-                return None
-            raise
-        return counts_from_item(item)
+            )
+        )
+        return None if response is None else counts_from_item(response["Attributes"])
 
-    def results(self, batch_id: str) -> Iterator[dict[str, Any]]:
+    def results(self, batch_id: str) -> Iterator[Item]:
         """Result items in input order."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :line)",
-            "ExpressionAttributeValues": {":pk": {"S": f"BATCH#{batch_id}"}, ":line": {"S": "LINE#"}},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self.client.query(**kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        yield from query_items(
+            self.client,
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :line)",
+            ExpressionAttributeValues={":pk": {"S": f"BATCH#{batch_id}"}, ":line": {"S": "LINE#"}},
+            ConsistentRead=True,
+        )
 
     # --- assembly --------------------------------------------------------------------------------
 
     def claim_assembly(self, batch_id: str, token: str, lease_s: int) -> bool:
         """True for exactly one caller once every line is counted (or once a stale claim expired)."""
         now = time.time()
-        try:
-            self._update_counter(
+        claimed = conditional(
+            lambda: self._update_counter(
                 batch_id,
                 UpdateExpression="SET assembler = :token, assembler_until = :until",
                 ConditionExpression=(
@@ -399,11 +369,8 @@ class BatchTable:
                     ":now": {"N": repr(now)},
                 },
             )
-        except Exception as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        )
+        return claimed is not None
 
     def complete(self, batch_id: str, token: str, counts: Counts) -> None:
         """The output is written: the record says so (with the final counts), then the counter."""
@@ -457,36 +424,27 @@ class BatchTable:
                 "gsi2pk": {"S": _LIST_PARTITION},
                 "gsi2sk": {"S": after},
             }
-        items: list[dict[str, Any]] = []
+        items: list[Item] = []
         cursor: str | None = None
-        for _ in range(10):  # a filtered page can be short: read on, a few pages at most
-            page = self.client.query(**kwargs)
+        for read, page in enumerate(query_pages(self.client, **kwargs), start=1):
             items.extend(page.get("Items", []))
             last = page.get("LastEvaluatedKey")
             cursor = last["gsi2sk"]["S"] if last else None
-            if last is None or len(items) >= limit:
+            if last is None or len(items) >= limit or read == _LIST_PAGES:
                 break
-            kwargs["ExclusiveStartKey"] = last
         if len(items) > limit:
             items = items[:limit]
             cursor = items[-1]["gsi2sk"]["S"]
         counters = self._counters([item["id"]["S"] for item in items])
         return [job_from_items(item, counters.get(item["id"]["S"])) for item in items], cursor
 
-    def _counters(self, batch_ids: list[str]) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(batch_ids), 100):
-            keys = [counter_key(b) for b in batch_ids[start : start + 100]]
-            request = {
-                self._table: {
-                    "Keys": keys,
-                    "ProjectionExpression": f"pk, {_COUNTER_PROJECTION}",
-                    "ExpressionAttributeNames": _COUNTER_NAMES,
-                }
-            }
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self._table, []):
-                    out[item["pk"]["S"].removeprefix("BATCH#")] = item
-                request = response.get("UnprocessedKeys") or {}
-        return out
+    def _counters(self, batch_ids: list[str]) -> dict[str, Item]:
+        found = get_items(
+            self.client,
+            self._table,
+            [counter_key(b) for b in batch_ids],
+            what="reading batch counters",
+            projection=f"pk, {_COUNTER_PROJECTION}",
+            names=_COUNTER_NAMES,
+        )
+        return {item["pk"]["S"].removeprefix("BATCH#"): item for item in found}

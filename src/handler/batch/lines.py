@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from handler.contract.errors import line_error
+
 CHAT_URLS = frozenset({"/api/v1/chat/completions", "/v1/chat/completions"})
 _NAMESPACE = uuid.UUID("6f0d3c9e-5b1a-4c8e-9a55-2f4a1d7b9c31")
 
@@ -133,7 +135,7 @@ def http_error_line(
         "id": _line_id(seed),
         "custom_id": custom_id,
         "response": {"status_code": status, "request_id": request_id, "body": body},
-        "error": {"code": err.get("code"), "message": err.get("message")},
+        "error": line_error(err.get("code"), err.get("message")),
     }
 
 
@@ -143,7 +145,7 @@ def batch_error_line(seed: str, custom_id: str | None, code: str, message: str) 
         "id": _line_id(seed),
         "custom_id": custom_id,
         "response": None,
-        "error": {"code": code, "message": message},
+        "error": line_error(code, message),
     }
 
 

@@ -10,12 +10,15 @@ from typing import Any
 import orjson
 
 from handler.aws import LazyClient
+from handler.store.dynamo import Backoff, resend
 
 KIND = "kind"  # message attribute telling a worker what a queue message carries
 KIND_LINES = "batch-lines"
 KIND_SPLIT = "batch-split"
 
 _PART_BYTES = 16 * 1024 * 1024
+_READ_BYTES = 1024 * 1024
+_SEND_BACKOFF = Backoff(attempts=5)  # SendMessageBatch reports failed entries; resend only those
 
 
 class InputUnavailable(Exception):
@@ -24,6 +27,31 @@ class InputUnavailable(Exception):
 
 def _code(exc: Exception) -> str:
     return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a body read in chunks: split on LF only, each without its LF (a CR before it
+    stays), blank lines included as `b""`, and a last line without LF kept.
+
+    Not botocore's `StreamingBody.iter_lines`: it splits on a bare CR too (JSON allows CR as
+    whitespace inside a line), and it re-splits the whole unfinished line with every chunk, which is
+    quadratic in a line's length. Measured on an in-memory StreamingBody, 1 MiB reads, median of 5:
+    100k lines of 0.9 KB: 52 ms here, 119 ms iter_lines, 58 ms the splitter before this one;
+    one 64 MB line: 92 ms here, 2,529 ms iter_lines, 1,638 ms before. (iter_lines' default 1 KiB
+    reads take 4.3 s for one 4 MB line.)
+    """
+    pending: list[bytes] = []  # the pieces of the line not finished yet
+    for chunk in chunks:
+        *complete, rest = chunk.split(b"\n")
+        if complete:
+            pending.append(complete[0])
+            complete[0] = b"".join(pending)
+            pending.clear()
+            yield from complete
+        if rest:
+            pending.append(rest)
+    if pending:
+        yield b"".join(pending)
 
 
 class Blobs:
@@ -58,13 +86,7 @@ class Blobs:
                     f"input s3://{self.bucket}/{key} changed since the batch started"
                 ) from None
             raise
-        pending = b""
-        for chunk in body.iter_chunks(chunk_size=1024 * 1024):
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            yield from complete
-        if pending:
-            yield pending
+        yield from split_lines(body.iter_chunks(chunk_size=_READ_BYTES))
 
     def get(self, key: str) -> bytes:
         data: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -164,13 +186,15 @@ class WorkQueue:
             {"Id": str(i), "MessageBody": body, "MessageAttributes": _attrs(kind)}
             for i, body in enumerate(group)
         ]
-        for _ in range(5):
-            response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+
+        def send(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            response = self.client.send_message_batch(QueueUrl=self.url, Entries=pending)
             failed = {f["Id"] for f in response.get("Failed", [])}
-            if not failed:
-                return
-            entries = [e for e in entries if e["Id"] in failed]
-        raise RuntimeError(f"{len(entries)} batch messages could not be queued")
+            return [e for e in pending if e["Id"] in failed]
+
+        left = resend(send, entries, backoff=_SEND_BACKOFF)
+        if left:
+            raise RuntimeError(f"{len(left)} batch messages could not be queued")
 
 
 def _attrs(kind: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from handler.batch.config import BatchSettings
 from handler.batch.jobs import BatchJob, BatchTable
 from handler.batch.objects import KIND, KIND_LINES, KIND_SPLIT, Blobs, Replies, WorkQueue
 from handler.batch.splitter import Splitter
@@ -29,11 +28,10 @@ class Runtime:
     def __init__(self, settings: Settings, service: Callable[[], CompletionService]) -> None:
         self.settings = settings
         self._service = service
-        self.batch = BatchSettings()
-        self.table = BatchTable(settings.table_name, result_ttl_days=self.batch.batch_result_ttl_days)
+        self.table = BatchTable(settings.table_name, result_ttl_days=settings.batch_result_ttl_days)
         self.blobs = Blobs(settings.bucket_name or "")
         self.queue = WorkQueue(settings.batch_queue_url or "")
-        self.splitter = Splitter(self.table, self.blobs, self.queue, self.batch, settings.max_body_bytes)
+        self.splitter = Splitter(self.table, self.blobs, self.queue, settings, settings.max_body_bytes)
         self._worker: Worker | None = None
         self._lock = threading.Lock()
 
@@ -45,10 +43,12 @@ class Runtime:
                 from handler.batch.worker import Idempotency, Worker
 
                 idempotency = Idempotency(
-                    self.batch.idempotency_table_name, aws.client("dynamodb"), self.batch.idempotency_ttl_s
+                    self.settings.idempotency_table_name,
+                    aws.client("dynamodb"),
+                    self.settings.idempotency_ttl_s,
                 )
                 self._worker = Worker(
-                    self._service, self.table, self.blobs, Replies(), self.batch, idempotency
+                    self._service, self.table, self.blobs, Replies(), self.settings, idempotency
                 )
             return self._worker
 

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from handler.batch.assemble import maybe_assemble
-from handler.batch.config import BatchSettings
 from handler.batch.jobs import BatchJob, BatchTable, Counts
 from handler.batch.lines import LineChecker, Packer, Work, model_project, stable_uuid
 from handler.batch.objects import KIND_LINES, Blobs, InputUnavailable, WorkQueue
 from handler.observability import logger
+from handler.settings import Settings
 
 INPUT_PREFIX = "batches/input/"
 OUTPUT_PREFIX = "batches/output/"
@@ -38,7 +38,7 @@ def batch_id_for_object(bucket: str, key: str, version: str) -> str:
 
 class Splitter:
     def __init__(
-        self, table: BatchTable, blobs: Blobs, queue: WorkQueue, settings: BatchSettings, max_line_bytes: int
+        self, table: BatchTable, blobs: Blobs, queue: WorkQueue, settings: Settings, max_line_bytes: int
     ) -> None:
         self.table = table
         self.blobs = blobs

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from handler.batch.assemble import maybe_assemble
-from handler.batch.config import BatchSettings
 from handler.batch.jobs import BatchTable, LineResult
 from handler.batch.lines import (
     Work,
@@ -39,6 +38,7 @@ from handler.batch.lines import (
 from handler.batch.objects import Blobs, Replies
 from handler.batch.splitter import PARTS_PREFIX
 from handler.observability import logger
+from handler.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -115,7 +115,7 @@ class Worker:
         table: BatchTable,
         blobs: Blobs,
         replies: Replies,
-        settings: BatchSettings,
+        settings: Settings,
         idempotency: Idempotency,
     ) -> None:
         self._service = service
@@ -278,49 +278,35 @@ class Worker:
         """
         from pydantic import ValidationError
 
+        from handler.completions.caller import Caller
+        from handler.completions.planning import Overrides
         from handler.contract.chat import ChatRequest
-        from handler.contract.errors import error_body, validation_error
+        from handler.contract.errors import body_of, validation_error
         from handler.errors import GatewayError
 
         try:
             req = ChatRequest.model_validate(body)
         except ValidationError as exc:
             err = validation_error(list(exc.errors()))
-            return http_error_line(
-                seed, custom_id, None, err.status, error_body(err.message, err.type, err.code, err.param)
-            )
+            return http_error_line(seed, custom_id, None, err.status, body_of(err))
         if req.stream:
             req = req.model_copy(update={"stream": False, "stream_options": None})
         service = self._service()
         request_id: str | None = None
         try:
-            plan = await service.plan(req, time.perf_counter(), authorize=_authorizer(project))
-            plan.store = True
-            plan.request_id = request_id = request_id_for(seed)
-            plan.choice_ids = choice_ids_for(seed, plan.call.n)
+            overrides = Overrides(
+                store=True,
+                request_id=request_id_for(seed),
+                choice_ids=tuple(choice_ids_for(seed, req.effective_n)),
+            )
+            plan = await service.plan(req, time.perf_counter(), Caller.of_batch(project), overrides)
+            request_id = plan.request_id
             response = await asyncio.to_thread(stored_response, service, plan) if recheck else None
             if response is None:
                 response = (await service.complete(plan)).response()
         except GatewayError as exc:
-            status, error = exc.status, error_body(exc.message, exc.type, exc.code, exc.param)
-            return http_error_line(seed, custom_id, request_id, status, error)
+            return http_error_line(seed, custom_id, request_id, exc.status, body_of(exc))
         return response_line(seed, custom_id, request_id, response.model_dump(exclude_none=True))
-
-
-def _authorizer(project: str | None) -> Callable[[str], None] | None:
-    """A batch belongs to one project: a line naming another one is refused like a key scoped elsewhere."""
-    if project is None:
-        return None
-
-    def authorize(requested: str) -> None:
-        if requested != project:
-            from handler.errors import Forbidden
-
-            raise Forbidden(
-                f"this batch belongs to project {project!r}; the request names project {requested!r}"
-            )
-
-    return authorize
 
 
 def stored_response(service: CompletionService, plan: Plan) -> ChatResponse | None:
@@ -328,7 +314,7 @@ def stored_response(service: CompletionService, plan: Plan) -> ChatResponse | No
     from handler.contract.chat import ChatResponse, Choice, ResponseMessage, Usage
 
     records = []
-    for completion_id in plan.choice_ids or []:
+    for completion_id in plan.choice_ids:
         record = service.store.get_completion(completion_id)
         if record is None or record.status != "completed":
             return None

@@ -5,9 +5,11 @@ within the deadline; the caller holds the HTTP status and SSE headers until then
 can still be abandoned for a fallback without the client noticing. An abandoned stream is closed at
 once, which closes its upstream connection: we stop paying for it.
 
-Each model of the chain gets its own `max_ttft_ms` window: the first one counted from the request's
-arrival, a fallback from the moment it is tried (a window shared with the model that just used it
-all up would leave the fallback no time at all). The stored TTFT is always measured from arrival.
+Each step of the plan's chain (a model, its retries, its own `max_ttft_ms` window) is tried in
+order: the first window counted from the request's arrival, a fallback's from the moment it is tried
+(a window shared with the model that just used it all up would leave the fallback no time at all).
+The stored TTFT is always measured from arrival. Time comes from a `Clock`, so that the unit tests
+drive deadlines, retries and backoff with a virtual one instead of wall-clock bounds.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
 
 from handler.errors import GatewayError, TTFTExceeded, UpstreamError
 from handler.providers.base import (
@@ -30,7 +34,34 @@ from handler.providers.base import (
 )
 from handler.store.records import Attempt
 
+if TYPE_CHECKING:
+    from handler.completions.planning import Step
+
 ProviderLookup = Callable[[str], Provider]
+
+
+class Clock(Protocol):
+    """Where the engine reads time, sleeps, and bounds a wait."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    def timeout(self, seconds: float | None) -> AbstractAsyncContextManager[object]: ...
+
+
+class RealClock:
+    def now(self) -> float:
+        return time.perf_counter()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def timeout(self, seconds: float | None) -> AbstractAsyncContextManager[object]:
+        return asyncio.timeout(seconds)
+
+
+REAL_CLOCK = RealClock()
 
 
 async def fan_out(provider: Provider, call: ModelCall) -> AsyncGenerator[Event, None]:
@@ -99,14 +130,14 @@ def _is_first_output(event: Event) -> bool:
     return not isinstance(event, UsageReport)  # a tool call or a finish is an answer too
 
 
-async def _first_output(stream: AsyncIterator[Event], within: float | None) -> list[Event]:
+async def _first_output(stream: AsyncIterator[Event], within: float | None, clock: Clock) -> list[Event]:
     """Read until the first content event, within `within` seconds overall (TimeoutError if not).
 
     The read stays in this task (no `wait_for` task), so the stream is later read on by the same
     task that began it; on timeout the cancellation goes into the provider's pending read.
     """
     seen: list[Event] = []
-    async with asyncio.timeout(within):
+    async with clock.timeout(within):
         async for event in stream:
             seen.append(event)
             if _is_first_output(event):
@@ -121,66 +152,66 @@ def _backoff(attempt: int) -> float:
 
 async def start(
     call: ModelCall,
-    models: list[tuple[str, int]],
+    chain: Sequence[Step],
     providers: ProviderLookup,
     *,
     received_at: float,
-    deadline_ms: int | Mapping[str, int | None] | None,
+    clock: Clock = REAL_CLOCK,
 ) -> Started:
-    """Try each (model, max_retries) in order until one produces output before its deadline.
-
-    `deadline_ms` is one window for every model, or each model's own (absent or None: no deadline).
-    """
+    """Try each step of the chain in order until one produces output before its deadline."""
     attempts: list[Attempt] = []
     last_error: GatewayError | None = None
     timed_out = False  # whether the last model tried ran out of time (else it failed)
     tried: list[str] = []
 
-    for position, (model_name, max_retries) in enumerate(models):
-        budget_ms = deadline_ms.get(model_name) if isinstance(deadline_ms, Mapping) else deadline_ms
-        window_start = received_at if position == 0 else time.perf_counter()
-        deadline = window_start + budget_ms / 1000 if budget_ms else None
+    def ms(since: float) -> float:
+        return round((clock.now() - since) * 1000, 3)
+
+    for position, step in enumerate(chain):
+        model_name = step.model_name
+        window_start = received_at if position == 0 else clock.now()
+        deadline = window_start + step.deadline_ms / 1000 if step.deadline_ms else None
         provider = providers(model_name)
         tried.append(model_name)
         timed_out = False
-        for attempt in range(max_retries + 1):
-            remaining = None if deadline is None else deadline - time.perf_counter()
+        for attempt in range(step.max_retries + 1):
+            remaining = None if deadline is None else deadline - clock.now()
             if remaining is not None and remaining <= 0:
                 timed_out = True
                 attempts.append(Attempt(model=model_name, outcome="ttft_exceeded", detail="no time left"))
                 break
-            began = time.perf_counter()
+            began = clock.now()
             stream = fan_out(provider, call)
             try:
-                first = await _first_output(stream, remaining)
+                first = await _first_output(stream, remaining, clock)
             except TimeoutError:
                 await stream.aclose()
                 timed_out = True
-                attempts.append(Attempt(model=model_name, outcome="ttft_exceeded", duration_ms=_ms(began)))
+                attempts.append(Attempt(model=model_name, outcome="ttft_exceeded", duration_ms=ms(began)))
                 break  # this model is too slow: its fallback, not a retry
             except GatewayError as exc:
                 await stream.aclose()
                 attempts.append(
-                    Attempt(model=model_name, outcome="error", detail=exc.message, duration_ms=_ms(began))
+                    Attempt(model=model_name, outcome="error", detail=exc.message, duration_ms=ms(began))
                 )
                 last_error = exc
-                if not is_retryable(exc) or attempt == max_retries:
+                if not is_retryable(exc) or attempt == step.max_retries:
                     break
                 pause = _backoff(attempt)
-                if deadline is not None and time.perf_counter() + pause >= deadline:
+                if deadline is not None and clock.now() + pause >= deadline:
                     break
-                await asyncio.sleep(pause)
+                await clock.sleep(pause)
                 continue
             except Exception as exc:
                 await stream.aclose()
                 kind = type(exc).__name__
                 attempts.append(
-                    Attempt(model=model_name, outcome="error", detail=kind, duration_ms=_ms(began))
+                    Attempt(model=model_name, outcome="error", detail=kind, duration_ms=ms(began))
                 )
                 last_error = UpstreamError("the model provider failed unexpectedly")
                 break
-            attempts.append(Attempt(model=model_name, outcome="ok", duration_ms=_ms(began)))
-            ttft = (time.perf_counter() - received_at) * 1000 if first else None
+            attempts.append(Attempt(model=model_name, outcome="ok", duration_ms=ms(began)))
+            ttft = (clock.now() - received_at) * 1000 if first else None
             return Started(model_name, first, stream, ttft, attempts)
 
     error: GatewayError
@@ -189,10 +220,6 @@ async def start(
             f"no model produced a first token within its max_ttft_ms (tried: {', '.join(tried) or 'none'})"
         )
     else:
-        error = last_error or UpstreamError("the model provider failed")
+        error = last_error
     error.attempts = attempts
     raise error
-
-
-def _ms(since: float) -> float:
-    return round((time.perf_counter() - since) * 1000, 3)

@@ -16,31 +16,50 @@ from handler.errors import InvalidRequest, NotFound
 from handler.providers.base import ModelCall, ToolSpec
 
 
-@dataclass
+@dataclass(frozen=True)
+class Step:
+    """One model of the chain a request tries: the model, its retries, its own TTFT window."""
+
+    model_name: str
+    max_retries: int
+    deadline_ms: int | None  # None: no deadline
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What a caller other than a live client fixes in advance (batch workers: the store is always
+    on, and ids derive from the line, so that a redelivered request rewrites the same records)."""
+
+    store: bool | None = None
+    request_id: str | None = None
+    choice_ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
+    """Everything decided about a request before any model is called. Never changed afterwards."""
+
     request_id: str
     created: int
     received_at: float  # perf_counter() at arrival: the TTFT clock starts here
     session_id: str
     project: ProjectConfig
     model_name: str
+    chain: tuple[Step, ...]  # the model, then its fallbacks in order, no repeats
     call: ModelCall
     store: bool
-    deadline_ms: int | None
     labels: dict[str, str]
     tags: list[str]
     user: str | None
     params: dict[str, Any]
     messages: list[dict[str, Any]]
     parent_completion_ids: list[str]
+    choice_ids: tuple[str, ...]  # one completion id per choice
     stream: bool = False
     include_usage: bool = False
     campaign: str | None = None
     variant: str | None = None
-    server_tools: list[str] = field(default_factory=list)
-    # Completion ids per choice, fixed in advance (batch workers: a redelivered request rewrites the
-    # same records instead of adding new ones). None: fresh random ids.
-    choice_ids: list[str] | None = None
+    server_tools: tuple[str, ...] = ()
     # Wall-clock time the request was planned: the records' `created`, so that a session lists its
     # completions in the order the requests came, not the order they finished.
     started_at: float = field(default_factory=time.time)
@@ -49,16 +68,13 @@ class Plan:
     def project_name(self) -> str:
         return self.project.project
 
+    @property
+    def deadline_ms(self) -> int | None:
+        """The first model's TTFT window."""
+        return self.chain[0].deadline_ms
+
     def public_model(self, model_name: str) -> str:
         return f"{self.project.project}/{model_name}"
-
-    def model_chain(self) -> list[tuple[str, int]]:
-        """The model, then its fallbacks in order (each with its own retry budget), no repeats."""
-        chain: list[tuple[str, int]] = []
-        for name in [self.model_name, *self.project.models[self.model_name].fallbacks]:
-            if name not in (c[0] for c in chain):
-                chain.append((name, self.project.models[name].max_retries))
-        return chain
 
 
 def split_model(model: str) -> tuple[str, str | None]:
@@ -157,6 +173,15 @@ def deadline_ms(req: ChatRequest, project: ProjectConfig, model: ModelConfig) ->
     return model.max_ttft_ms or project.limits.max_ttft_ms
 
 
+def model_chain(req: ChatRequest, project: ProjectConfig, model_name: str) -> tuple[Step, ...]:
+    """The model, then its fallbacks in order (each with its own retries and window), no repeats."""
+    names = list(dict.fromkeys([model_name, *project.models[model_name].fallbacks]))
+    return tuple(
+        Step(name, project.models[name].max_retries, deadline_ms(req, project, project.models[name]))
+        for name in names
+    )
+
+
 def server_tools(req: ChatRequest, project: ProjectConfig) -> list[str]:
     """The project's tools this request turns on: `use_tools: false` turns all off; a `tools`
     switch overrides a tool's configured `enabled`; an unknown tool id is a 400."""
@@ -177,14 +202,17 @@ def server_tools(req: ChatRequest, project: ProjectConfig) -> list[str]:
     return enabled
 
 
-def build_plan(req: ChatRequest, project: ProjectConfig, received_at: float) -> Plan:
+def build_plan(
+    req: ChatRequest, project: ProjectConfig, received_at: float, overrides: Overrides | None = None
+) -> Plan:
+    """The frozen plan of one request: from the wire request, the project's config and `overrides`."""
     from handler.completions.campaigns import route
 
     _, requested = split_model(req.model)
     routing = route(
         project, requested, req.ab_campaign, str(req.session_id) if req.session_id else None, req.user
     )
-    model_name, model = resolve_model(project, routing.model_name)
+    model_name, _ = resolve_model(project, routing.model_name)
     enforce_limits(req, project.limits)
     tool_ids = server_tools(req, project)
 
@@ -247,25 +275,30 @@ def build_plan(req: ChatRequest, project: ProjectConfig, received_at: float) -> 
         }.items()
         if v is not None
     }
+    fixed = overrides or Overrides()
+    n = req.effective_n
+    if fixed.choice_ids is not None and len(fixed.choice_ids) != n:
+        raise ValueError("overrides.choice_ids must hold one id per choice")
     return Plan(
-        request_id=f"chatcmpl-{uuid.uuid4().hex}",
+        request_id=fixed.request_id or f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
         received_at=received_at,
         session_id=str(req.session_id or uuid.uuid4()),
         project=project,
         model_name=model_name,
+        chain=model_chain(req, project, model_name),
         call=call,
-        store=project.store if req.store is None else req.store,
-        deadline_ms=deadline_ms(req, project, model),
+        store=fixed.store if fixed.store is not None else project.store if req.store is None else req.store,
         labels=req.all_labels,
         tags=list(req.tags or []),
         user=req.user,
         params=params,
         messages=messages,
         parent_completion_ids=[str(m.completion_id) for m in req.messages if m.completion_id],
+        choice_ids=fixed.choice_ids or tuple(str(uuid.uuid4()) for _ in range(n)),
         stream=bool(req.stream),
         include_usage=req.include_usage,
         campaign=routing.campaign,
         variant=routing.variant,
-        server_tools=tool_ids,
+        server_tools=tuple(tool_ids),
     )

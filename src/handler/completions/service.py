@@ -1,20 +1,30 @@
 """The completion service: plan, get a model answering, collect the choices, store, respond.
 
-It knows the config source, the store and the providers only through their ports; entrypoints
-(HTTP, streaming, batch) call `plan()` then `complete()` or `stream()`.
+It knows the config source, the store and the providers only through their ports. Every caller
+(the JSON route, the SSE stream, batch lines) goes through one lifecycle:
+
+```
+plan = await service.plan(request, received_at, caller)   # everything a request can get wrong
+answer = await service.start(plan)                        # a model's first token, or the error
+async with answer:                                        #   (a failure is stored, then raised)
+    async for event in answer: ...                        # the events, applied to the outcome
+# leaving the block stores the record once: completed, failed or cancelled, with the partial text
+```
+`complete()` is that loop with nothing in its body; `api/streaming.py` turns the events into bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from handler.completions import engine
-from handler.completions.planning import Plan, build_plan, split_model
+from handler.completions.caller import Caller
+from handler.completions.planning import Overrides, Plan, build_plan, split_model
 from handler.config.models import ModelConfig
 from handler.config.source import ConfigSource
 from handler.contract.chat import ChatRequest, ChatResponse, Choice, ResponseMessage, Usage
@@ -29,7 +39,9 @@ from handler.providers.base import (
     ToolRunsReport,
     UsageReport,
 )
-from handler.store.base import CompletionStore, StoreError
+from handler.providers.tokens import count_tokens, estimate_prompt_tokens
+from handler.store.base import Store
+from handler.store.errors import StoreError
 from handler.store.records import Attempt, CompletionRecord, RecordUsage, Status, ToolRun
 
 ProviderFactory = Callable[[ModelConfig, Callable[[str], str]], Provider]
@@ -38,7 +50,7 @@ ProviderFactory = Callable[[ModelConfig, Callable[[str], str]], Provider]
 @dataclass
 class ChoiceState:
     index: int
-    completion_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    completion_id: str
     parts: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] | None = None
     tool_runs: list[ToolRun] = field(default_factory=list)
@@ -67,8 +79,7 @@ class Outcome:
 
     @classmethod
     def empty(cls, plan: Plan, model_name: str | None = None) -> Outcome:
-        ids = plan.choice_ids or []
-        choices = [ChoiceState(i, ids[i]) if i < len(ids) else ChoiceState(i) for i in range(plan.call.n)]
+        choices = [ChoiceState(i, cid) for i, cid in enumerate(plan.choice_ids)]
         return cls(plan, model_name or plan.model_name, choices)
 
     def apply(self, event: Event) -> None:
@@ -85,18 +96,7 @@ class Outcome:
             self.prompt_tokens += event.prompt_tokens
             self.completion_tokens += event.completion_tokens
         elif isinstance(event, ToolRunsReport):
-            self.choices[event.index].tool_runs.extend(
-                ToolRun(
-                    id=r.id,
-                    name=r.name,
-                    arguments=r.arguments,
-                    result=r.result,
-                    error=r.error,
-                    duration_ms=r.duration_ms,
-                    round=r.round,
-                )
-                for r in event.runs
-            )
+            self.choices[event.index].tool_runs.extend(event.runs)
 
     def usage(self) -> Usage:
         return Usage(
@@ -181,17 +181,6 @@ class Outcome:
         ]
 
 
-def _deadlines(plan: Plan) -> dict[str, int | None]:
-    """Each model's own max_ttft_ms window: the request's, else that model's, else the project's."""
-    requested = plan.params.get("max_ttft_ms")
-    out: dict[str, int | None] = {}
-    for name, _ in plan.model_chain():
-        own = plan.project.models[name].max_ttft_ms or plan.project.limits.max_ttft_ms
-        out[name] = own if requested is None else requested or None
-    out[plan.model_name] = plan.deadline_ms
-    return out
-
-
 def _log_completion(outcome: Outcome) -> None:
     """One log line per completion: ids, model, status, figures. Message content (the request's
     messages, the system prompt, the answers) only when `LOG_CONTENT` is on; secrets never."""
@@ -219,11 +208,111 @@ def _log_completion(outcome: Outcome) -> None:
     logger.info("completion", extra=extra)
 
 
+class Answer:
+    """One request's answer, from its first token to its stored record.
+
+    Iterating it yields the model's events, each already applied to `outcome`; a choice the model
+    ended without a finish gets `Finish(index, "stop")`, and usage the model never reported is
+    estimated, before the iteration ends. Leaving `async with` stores the record once: completed,
+    failed (a `GatewayError`, or any other error, which becomes an `UpstreamError`) or cancelled (the
+    client left), closing the upstream call first.
+    """
+
+    def __init__(self, service: CompletionService, plan: Plan, started: engine.Started) -> None:
+        self.service = service
+        self.plan = plan
+        self.started = started
+        outcome = Outcome.empty(plan, started.model_name)
+        outcome.ttft_ms, outcome.attempts = started.ttft_ms, started.attempts
+        self.outcome = outcome
+        self._usage_seen = False
+        self._closed = False
+        self._client_left = False
+
+    @property
+    def model_name(self) -> str:
+        return self.started.model_name
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        outcome = self.outcome
+        choices = outcome.choices
+        finished = [False] * len(choices)
+        async for event in self.started.events():
+            if type(event) is TextDelta:  # the hot path: most events are tokens
+                if event.text:
+                    choices[event.index].parts.append(event.text)
+                    yield event
+                continue
+            if isinstance(event, Finish):
+                if finished[event.index]:
+                    continue
+                finished[event.index] = True
+            elif isinstance(event, UsageReport):
+                self._usage_seen = True
+            outcome.apply(event)
+            yield event
+        self.settle_usage()
+        for index, done in enumerate(finished):
+            if not done:  # the provider ended without a finish: the choice still ends
+                event = Finish(index=index, reason="stop")
+                outcome.apply(event)
+                yield event
+
+    def fail(self, exc: GatewayError) -> None:
+        self.outcome.status, self.outcome.error = "failed", exc
+
+    def client_left(self) -> None:
+        """Nobody reads the answer any more (a send failed): it ends as cancelled."""
+        self._client_left = True
+
+    def settle_usage(self) -> None:
+        """Usage is always stored: estimated when the model never reported it."""
+        if self._usage_seen:
+            return
+        outcome = self.outcome
+        outcome.prompt_tokens = estimate_prompt_tokens(self.plan.call)
+        outcome.completion_tokens = sum(count_tokens(c.content) for c in outcome.choices)
+
+    async def close(self) -> None:
+        """Close the upstream call (stop paying for it), then store the final record. Once."""
+        if self._closed:
+            return
+        self._closed = True
+        self.outcome.finished_at = time.perf_counter()
+        # Shielded: a second cancellation (server shutdown) must not lose the record.
+        await asyncio.shield(self._finish())
+
+    async def _finish(self) -> None:
+        await self.started.aclose()
+        self.settle_usage()
+        await self.service.save(self.outcome)
+
+    async def __aenter__(self) -> Answer:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            pass
+        elif self._client_left or not isinstance(exc, Exception):  # CancelledError: the client left
+            if not self._closed:
+                self.outcome.status = "cancelled"
+        elif isinstance(exc, GatewayError):
+            self.fail(exc)
+        else:
+            error = UpstreamError("the model provider failed mid-answer")
+            self.fail(error)
+            await self.close()
+            raise error from exc
+        await self.close()
+
+
 class CompletionService:
     def __init__(
         self,
         config: ConfigSource,
-        store: CompletionStore,
+        store: Store,
         providers: ProviderFactory,
         store_retry: Callable[[Sequence[CompletionRecord]], None] | None = None,
     ) -> None:
@@ -233,17 +322,20 @@ class CompletionService:
         self._store_retry = store_retry  # queues records the store refused (store/retry.py)
 
     async def plan(
-        self, req: ChatRequest, received_at: float, authorize: Callable[[str], None] | None = None
+        self,
+        req: ChatRequest,
+        received_at: float,
+        caller: Caller,
+        overrides: Overrides | None = None,
     ) -> Plan:
-        """Resolve and validate a request. `authorize(project)` runs before the project is read."""
+        """Resolve and validate a request. The caller's access is checked before the project is read."""
         project_name, _ = split_model(req.model)
-        if authorize is not None:
-            authorize(project_name)
+        caller.require(project_name)
         # A fresh cached config needs no thread; reading SSM does (it blocks).
         project = self.config.cached(project_name)
         if project is None:
             project = await asyncio.to_thread(self.config.project, project_name)
-        return build_plan(req, project, received_at)
+        return build_plan(req, project, received_at, overrides)
 
     def provider(self, plan: Plan, model_name: str) -> Provider:
         provider = self._providers(plan.project.models[model_name], self.config.secret)
@@ -256,15 +348,16 @@ class CompletionService:
         runner = ToolRunner(self.config.secret, plan.project_name)
         return ToolLoop(provider, tools, runner, plan.project.limits.max_tool_rounds)
 
-    async def start(self, plan: Plan) -> engine.Started:
-        """A model answering within the deadline; on failure the failure is stored, then raised."""
+    async def start(self, plan: Plan, clock: engine.Clock = engine.REAL_CLOCK) -> Answer:
+        """A model answering within the deadline; on failure (or the client leaving before the first
+        token) the outcome is stored, then the error raised."""
         try:
-            return await engine.start(
+            started = await engine.start(
                 plan.call,
-                plan.model_chain(),
+                plan.chain,
                 lambda name: self.provider(plan, name),
                 received_at=plan.received_at,
-                deadline_ms=_deadlines(plan),
+                clock=clock,
             )
         except GatewayError as exc:
             outcome = Outcome.empty(plan)
@@ -273,29 +366,20 @@ class CompletionService:
             outcome.attempts = exc.attempts
             await self.save(outcome)
             raise
+        except asyncio.CancelledError:
+            outcome = Outcome.empty(plan)
+            outcome.status = "cancelled"
+            outcome.finished_at = time.perf_counter()
+            await asyncio.shield(self.save(outcome))
+            raise
+        return Answer(self, plan, started)
 
     async def complete(self, plan: Plan) -> Outcome:
         """The whole answer at once (the model is still streamed, for the deadline)."""
-        started = await self.start(plan)
-        outcome = Outcome.empty(plan, started.model_name)
-        outcome.ttft_ms, outcome.attempts = started.ttft_ms, started.attempts
-        try:
-            async for event in started.events():
-                outcome.apply(event)
-        except GatewayError as exc:
-            outcome.status, outcome.error = "failed", exc
-            await self.save(outcome)
-            raise
-        except Exception as exc:
-            outcome.status = "failed"
-            outcome.error = UpstreamError("the model provider failed mid-answer")
-            await self.save(outcome)
-            raise outcome.error from exc
-        finally:
-            await started.aclose()
-        outcome.finished_at = time.perf_counter()
-        await self.save(outcome)
-        return outcome
+        async with await self.start(plan) as answer:
+            async for _ in answer:
+                pass
+        return answer.outcome
 
     async def save(self, outcome: Outcome) -> None:
         """Write the final records, when the request stores. Never on the path to the first token."""

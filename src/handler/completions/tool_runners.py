@@ -1,7 +1,7 @@
 """Running one server-side tool call against its target: an HTTP endpoint or a Lambda function.
 
 A run never raises: whatever goes wrong (bad arguments, a timeout, a 500, an unreachable host, a
-Lambda error) becomes `ToolRunResult.error`, which the tool loop hands to the model as the tool's
+Lambda error) becomes `ToolRun.error`, which the tool loop hands to the model as the tool's
 result (`{"error": "..."}`) so that the model can recover, and the stored record keeps.
 
 What a target receives (see docs/projects.md):
@@ -26,7 +26,8 @@ import orjson
 
 from handler.config.models import HttpTarget, LambdaTarget, ToolConfig
 from handler.observability import logger
-from handler.providers.base import ToolCallOut, ToolRunResult
+from handler.providers.base import ToolCallOut
+from handler.values import ToolRun
 
 SecretReader = Callable[[str], str]
 
@@ -74,9 +75,9 @@ class ToolRunner:
         self._secrets = secrets
         self._project = project
 
-    async def run(self, tool_id: str, tool: ToolConfig, call: ToolCallOut, round_: int) -> ToolRunResult:
+    async def run(self, tool_id: str, tool: ToolConfig, call: ToolCallOut, round_: int) -> ToolRun:
         began = time.perf_counter()
-        run = ToolRunResult(id=call.id, name=call.name, arguments=call.arguments, round=round_)
+        run = ToolRun(id=call.id, name=call.name, arguments=call.arguments, round=round_)
         timeout = tool.target.timeout_s
         try:
             arguments = parse_arguments(call.arguments)

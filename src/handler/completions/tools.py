@@ -13,7 +13,7 @@ requests, fallbacks and the TTFT deadline work unchanged:
 - a turn that calls a client's function tool (one the request declared, not the project's) ends
   the answer with those calls and finish_reason `tool_calls`, for the client to run.
 - usage is summed over the rounds and reported once, at the end.
-- each round is reported as `ToolRunsReport` events, for the stored record.
+- each round is reported as `ToolRunsReport` events carrying `ToolRun`s, the stored record's own type.
 
 It declares `supports_n = False`, so `n > 1` runs one loop per choice (each choice may call
 different tools).
@@ -39,13 +39,13 @@ from handler.providers.base import (
     TextDelta,
     ToolCallOut,
     ToolCallsDone,
-    ToolRunResult,
     ToolRunsReport,
     UsageReport,
 )
+from handler.values import ToolRun
 
 
-def tool_message(run: ToolRunResult) -> dict[str, Any]:
+def tool_message(run: ToolRun) -> dict[str, Any]:
     """The `tool` message the model gets for a run: its result, or `{"error": ...}`."""
     content = run.result if run.error is None else orjson.dumps({"error": run.error}).decode()
     return {"role": "tool", "tool_call_id": run.id, "content": content or ""}
@@ -124,7 +124,10 @@ class ToolLoop:
             if last:
                 # The model still calls tools after the last round: the calls are recorded, not run.
                 note = f"not run: the project's max_tool_rounds ({self.max_rounds}) was reached"
-                runs = [ToolRunResult(c.id, c.name, c.arguments, error=note, round=round_) for c in server]
+                runs = [
+                    ToolRun(id=c.id, name=c.name, arguments=c.arguments, error=note, round=round_)
+                    for c in server
+                ]
                 yield ToolRunsReport(index=0, round=round_, runs=runs)
                 yield Finish(index=0, reason="stop")
                 break

@@ -133,6 +133,9 @@ Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class ChatRequest(_Wire):
+    # Unknown top-level fields are kept aside (`model_extra`) only to be named back to the client.
+    model_config = ConfigDict(extra="allow")
+
     messages: Annotated[list[Message], Field(min_length=1)]
     model: Annotated[StrictStr, Field(min_length=1, max_length=512)]
     stop: list[StrictStr] | StrictStr | None = None

@@ -1,8 +1,9 @@
 """The error body every failure has on the wire (spec/WIRE-FORMAT.md), built in this one place.
 
 `{"error": {"message", "type", "code", "param"}}`: HTTP responses, the in-band SSE error event and
-batch output lines all use `error_body`. `validation_error` turns pydantic's errors into the
-`InvalidRequest` that names the first bad field, for HTTP bodies and batch lines alike.
+batch output lines all use `error_body` (a batch line's own `error` field, OpenAI's shorter shape,
+is `line_error`). `validation_error` turns pydantic's errors into the `InvalidRequest` that names
+the first bad field, for HTTP bodies and batch lines alike.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def error_body(message: str, type_: str, code: str, param: str | None = None) ->
 def body_of(exc: GatewayError) -> dict[str, Any]:
     """The wire body of a domain error."""
     return error_body(exc.message, exc.type, exc.code, exc.param)
+
+
+def line_error(code: str | None, message: str | None) -> dict[str, Any]:
+    """The `error` of a batch output line: OpenAI's batch shape, `{"code", "message"}` only (a line
+    the API answered also carries the full error body, in `response.body`)."""
+    return {"code": code, "message": message}
 
 
 _UNION_LABELS = {"str", "int", "float", "bool", "dict", "list", "none", "switch_tool", "function_tool"}

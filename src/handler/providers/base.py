@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from handler.errors import UpstreamError, UpstreamTimeout
+from handler.values import ToolRun
 
 
 @dataclass(slots=True)
@@ -86,19 +87,6 @@ class UsageReport:
 
 
 @dataclass(slots=True)
-class ToolRunResult:
-    """One server-side tool call the gateway ran: what the model asked, what the tool answered."""
-
-    id: str
-    name: str
-    arguments: str
-    result: str | None = None
-    error: str | None = None
-    duration_ms: float = 0.0
-    round: int = 1
-
-
-@dataclass(slots=True)
 class ToolRunsReport:
     """Server-side tools run for choice `index` in tool-loop round `round` (see completions/tools.py).
 
@@ -109,7 +97,7 @@ class ToolRunsReport:
 
     index: int
     round: int
-    runs: list[ToolRunResult] = field(default_factory=list)
+    runs: list[ToolRun] = field(default_factory=list)  # as the record keeps them
 
 
 Event = TextDelta | ToolCallsDone | Finish | UsageReport | ToolRunsReport

@@ -35,7 +35,7 @@ from handler.providers.base import (
     ToolCallsDone,
     UsageReport,
 )
-from handler.providers.tokens import count_tokens
+from handler.providers.tokens import count_tokens, estimate_prompt_tokens
 
 _STOP = {
     "end_turn": "stop",
@@ -107,11 +107,8 @@ class BedrockProvider:
                 f"Bedrock model {self._model.model_id}: the stream ended early", retryable=not state.produced
             )
         if state.usage is None:
-            prompt = count_tokens(call.system or "") + sum(
-                count_tokens(_plain_text(m.get("content"))) for m in call.messages
-            )
             completion = sum(count_tokens(t) for t in state.generated)
-            yield UsageReport(prompt_tokens=prompt, completion_tokens=completion)
+            yield UsageReport(prompt_tokens=estimate_prompt_tokens(call), completion_tokens=completion)
         else:
             yield state.usage
 

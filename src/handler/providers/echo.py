@@ -27,7 +27,7 @@ from handler.providers.base import (
     ToolCallsDone,
     UsageReport,
 )
-from handler.providers.tokens import count_tokens, split_tokens
+from handler.providers.tokens import estimate_prompt_tokens, split_tokens
 
 
 def _text_of(content: object) -> str:
@@ -72,9 +72,7 @@ class EchoProvider:
 
     async def stream(self, call: ModelCall) -> AsyncIterator[Event]:
         model = self._model
-        prompt_tokens = count_tokens(call.system or "") + sum(
-            count_tokens(_text_of(m.get("content"))) for m in call.messages
-        )
+        prompt_tokens = estimate_prompt_tokens(call)
         if model.ttft_ms:
             await asyncio.sleep(model.ttft_ms / 1000)
 

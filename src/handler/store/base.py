@@ -1,19 +1,17 @@
-"""The store port. The completion service sees only this; DynamoDB lives behind it."""
+"""The store's ports, one per concern. The completion service and the routes see only these;
+DynamoDB lives behind them (dynamodb.py implements both).
+
+Every method raises `StoreError` (errors.py) when the backend fails it; `query_completions` raises
+`InvalidCursor` for a cursor it did not make.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from handler.store.records import CompletionRecord
-
-if TYPE_CHECKING:
-    from handler.store.feedback import Feedback, SessionOutcome, VariantStats
-    from handler.store.queries import CompletionPage, CompletionQuery
-
-
-class StoreError(Exception):
-    """The store refused or failed a write or read."""
+from handler.store.values import CompletionPage, CompletionQuery, Feedback, SessionOutcome, VariantStats
 
 
 class CompletionStore(Protocol):
@@ -25,6 +23,11 @@ class CompletionStore(Protocol):
     def list_session(self, session_id: str) -> list[CompletionRecord]:
         """A session's completions in the order they were created."""
 
+    def query_completions(self, query: CompletionQuery) -> CompletionPage:
+        """A page of a project's completions by label, tag, user and time (an index, not a scan)."""
+
+
+class FeedbackStore(Protocol):
     def put_feedback(self, feedback: Feedback) -> None:
         """Store feedback on a completion and add it to its campaign variant's counters."""
 
@@ -35,5 +38,6 @@ class CompletionStore(Protocol):
 
     def campaign_stats(self, campaign_id: str) -> list[VariantStats]: ...
 
-    def query_completions(self, query: CompletionQuery) -> CompletionPage:
-        """A page of a project's completions by label, tag, user and time (an index, not a scan)."""
+
+class Store(CompletionStore, FeedbackStore, Protocol):
+    """Both concerns in one (what the completion service holds, for its routes)."""

@@ -14,61 +14,17 @@ they cannot disagree), and the results endpoint reads one campaign partition.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
 
+from handler.store.dynamo import DynamoClient, Item, query_items
 from handler.store.records import CompletionRecord
+from handler.store.values import Feedback, MetricStats, SessionOutcome, VariantStats
 
 
-class Feedback(BaseModel):
-    feedback_id: str
-    completion_id: str
-    project: str
-    metric: str
-    value: float
-    reason: str | None = None
-    details: Any = None
-    user_id: str | None = None
-    created: float
-    campaign: str | None = None
-    variant: str | None = None
-
-
-class SessionOutcome(BaseModel):
-    outcome_id: str
-    session_id: str
-    project: str
-    metric: str
-    value: float
-    user_id: str | None = None
-    created: float
-    #: The (campaign id, variant) pairs the session's stored completions were served under.
-    campaigns: list[tuple[str, str]] = []
-
-
-class MetricStats(BaseModel):
-    count: int
-    sum: float
-
-    @property
-    def mean(self) -> float | None:
-        return self.sum / self.count if self.count else None
-
-
-class VariantStats(BaseModel):
-    variant: str
-    project: str | None = None
-    requests: int = 0
-    completions: int = 0
-    failures: int = 0
-    feedback: dict[str, MetricStats] = {}
-    outcomes: dict[str, MetricStats] = {}
-
-
-def stats_key(campaign_id: str, variant: str) -> dict[str, Any]:
+def stats_key(campaign_id: str, variant: str) -> Item:
     return {"pk": {"S": f"CAMPAIGN#{campaign_id}"}, "sk": {"S": f"VARIANT#{variant}"}}
 
 
@@ -98,13 +54,13 @@ def _metric_update(
     }
 
 
-def _ttl(item: dict[str, Any], created: float, ttl_days: int) -> dict[str, Any]:
+def _ttl(item: Item, created: float, ttl_days: int) -> Item:
     if ttl_days:
         item["expires_at"] = {"N": str(int(created + ttl_days * 86400))}
     return item
 
 
-def count_requests(client: Any, table: str, records: Sequence[CompletionRecord]) -> None:
+def count_requests(client: DynamoClient, table: str, records: Sequence[CompletionRecord]) -> None:
     """Add stored completions to their campaign variants' counters (one update per request)."""
     groups: dict[tuple[str, str, str], list[CompletionRecord]] = defaultdict(list)
     for record in records:
@@ -125,7 +81,7 @@ def count_requests(client: Any, table: str, records: Sequence[CompletionRecord])
         )
 
 
-def put_feedback(client: Any, table: str, feedback: Feedback, ttl_days: int = 0) -> None:
+def put_feedback(client: DynamoClient, table: str, feedback: Feedback, ttl_days: int = 0) -> None:
     item = _ttl(
         {
             "pk": {"S": f"COMPLETION#{feedback.completion_id}"},
@@ -153,7 +109,7 @@ def put_feedback(client: Any, table: str, feedback: Feedback, ttl_days: int = 0)
     client.transact_write_items(TransactItems=writes)
 
 
-def put_outcome(client: Any, table: str, outcome: SessionOutcome, ttl_days: int = 0) -> None:
+def put_outcome(client: DynamoClient, table: str, outcome: SessionOutcome, ttl_days: int = 0) -> None:
     item = _ttl(
         {
             "pk": {"S": f"SESSION#{outcome.session_id}"},
@@ -173,20 +129,19 @@ def put_outcome(client: Any, table: str, outcome: SessionOutcome, ttl_days: int 
     client.transact_write_items(TransactItems=writes)
 
 
-def list_feedback(client: Any, table: str, completion_id: str) -> list[Feedback]:
-    response = client.query(
+def list_feedback(client: DynamoClient, table: str, completion_id: str) -> list[Feedback]:
+    items = query_items(
+        client,
         TableName=table,
         KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
         ExpressionAttributeValues={":pk": {"S": f"COMPLETION#{completion_id}"}, ":sk": {"S": "FEEDBACK#"}},
     )
-    items = sorted(
-        (Feedback.model_validate(orjson.loads(i["body"]["S"])) for i in response.get("Items", [])),
-        key=lambda f: f.created,
+    return sorted(
+        (Feedback.model_validate(orjson.loads(i["body"]["S"])) for i in items), key=lambda f: f.created
     )
-    return items
 
 
-def _metrics(item: dict[str, Any], prefix: str) -> dict[str, MetricStats]:
+def _metrics(item: Item, prefix: str) -> dict[str, MetricStats]:
     counts = {
         k[len(prefix) + 3 :]: int(float(v["N"])) for k, v in item.items() if k.startswith(f"{prefix}_n#")
     }
@@ -194,35 +149,24 @@ def _metrics(item: dict[str, Any], prefix: str) -> dict[str, MetricStats]:
     return {metric: MetricStats(count=n, sum=sums.get(metric, 0.0)) for metric, n in sorted(counts.items())}
 
 
-def campaign_stats(client: Any, table: str, campaign_id: str) -> list[VariantStats]:
+def campaign_stats(client: DynamoClient, table: str, campaign_id: str) -> list[VariantStats]:
     """Every variant's counters of a campaign (variants with nothing recorded are absent)."""
-    out: list[VariantStats] = []
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sk)",
-        "ExpressionAttributeValues": {":pk": {"S": f"CAMPAIGN#{campaign_id}"}, ":sk": {"S": "VARIANT#"}},
-        "ConsistentRead": True,
-    }
-    while True:
-        response = client.query(**kwargs)
-        for item in response.get("Items", []):
-            out.append(
-                VariantStats(
-                    variant=item["sk"]["S"].removeprefix("VARIANT#"),
-                    project=item.get("project", {}).get("S"),
-                    requests=int(float(item.get("requests", {}).get("N", "0"))),
-                    completions=int(float(item.get("completions", {}).get("N", "0"))),
-                    failures=int(float(item.get("failures", {}).get("N", "0"))),
-                    feedback=_metrics(item, "fb"),
-                    outcomes=_metrics(item, "oc"),
-                )
-            )
-        if "LastEvaluatedKey" not in response:
-            return out
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-
-def session_campaigns(records: Iterable[CompletionRecord]) -> list[tuple[str, str]]:
-    """The distinct (campaign, variant) pairs of a session's records, in order of first use."""
-    seen = dict.fromkeys((r.campaign, r.variant) for r in records if r.campaign and r.variant)
-    return [(c, v) for c, v in seen if c and v]
+    items = query_items(
+        client,
+        TableName=table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+        ExpressionAttributeValues={":pk": {"S": f"CAMPAIGN#{campaign_id}"}, ":sk": {"S": "VARIANT#"}},
+        ConsistentRead=True,
+    )
+    return [
+        VariantStats(
+            variant=item["sk"]["S"].removeprefix("VARIANT#"),
+            project=item.get("project", {}).get("S"),
+            requests=int(float(item.get("requests", {}).get("N", "0"))),
+            completions=int(float(item.get("completions", {}).get("N", "0"))),
+            failures=int(float(item.get("failures", {}).get("N", "0"))),
+            feedback=_metrics(item, "fb"),
+            outcomes=_metrics(item, "oc"),
+        )
+        for item in items
+    ]

@@ -20,13 +20,15 @@ import re
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+
+from cachetools import TTLCache
 
 from handler.aws import LazyClient
 from handler.config.models import NAME_RE
+from handler.store.dynamo import DynamoClient, Item, conditional, query_items, time_key
+from handler.store.errors import store_errors
 
 PREFIX = "sk-gw-"
 _KEY = re.compile(r"^sk-gw-([0-9a-f]{16})-([A-Za-z0-9_-]{43})$")
@@ -77,12 +79,12 @@ def new_key() -> tuple[str, str]:
     return key_id, f"{PREFIX}{key_id}-{secrets.token_urlsafe(32)}"
 
 
-def _item_key(key_id: str) -> dict[str, Any]:
+def _item_key(key_id: str) -> Item:
     return {"pk": {"S": f"APIKEY#{key_id}"}, "sk": {"S": "APIKEY"}}
 
 
 class DynamoKeyStore:
-    def __init__(self, table_name: str, client: Any = None) -> None:
+    def __init__(self, table_name: str, client: DynamoClient | None = None) -> None:
         self._table = table_name
         self._client = client
 
@@ -98,10 +100,10 @@ class DynamoKeyStore:
                 raise ValueError(f"{project!r} is not a valid project name")
         key_id, key = new_key()
         record = ApiKey(key_id=key_id, projects=scope, created=time.time(), key_hash=hash_key(key), name=name)
-        item: dict[str, Any] = {
+        item: Item = {
             **_item_key(key_id),
             "gsi2pk": {"S": _LIST_PK},
-            "gsi2sk": {"S": f"{int(record.created * 1_000_000):017d}#{key_id}"},
+            "gsi2sk": {"S": time_key(record.created, key_id)},
             "type": {"S": "api_key"},
             "key_hash": {"S": record.key_hash},
             "projects": {"L": [{"S": p} for p in scope]},
@@ -109,52 +111,45 @@ class DynamoKeyStore:
         }
         if name:
             item["name"] = {"S": name}
-        self._call(
-            "put_item",
-            TableName=self._table,
-            Item=item,
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        with store_errors("put_item on the key table", KeyStoreError):
+            self.client.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
         return record, key
 
     def get(self, key_id: str) -> ApiKey | None:
-        response = self._call("get_item", TableName=self._table, Key=_item_key(key_id), ConsistentRead=True)
+        with store_errors("get_item on the key table", KeyStoreError):
+            response = self.client.get_item(TableName=self._table, Key=_item_key(key_id), ConsistentRead=True)
         item = response.get("Item")
         return _from_item(item) if item else None
 
     def list(self) -> list[ApiKey]:
         """Every key, oldest first (revoked ones included)."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "GSI2",
-            "KeyConditionExpression": "gsi2pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": _LIST_PK}},
-        }
-        keys: list[ApiKey] = []
-        while True:
-            response = self._call("query", **kwargs)
-            keys.extend(_from_item(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return keys
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        with store_errors("query on the key table", KeyStoreError):
+            items = query_items(
+                self.client,
+                TableName=self._table,
+                IndexName="GSI2",
+                KeyConditionExpression="gsi2pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": _LIST_PK}},
+            )
+            return [_from_item(item) for item in items]
 
     def revoke(self, key_id: str) -> ApiKey:
         """Mark a key revoked (kept, for the audit trail). Revoking twice keeps the first time."""
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self.client.update_item(
-                TableName=self._table,
-                Key=_item_key(key_id),
-                UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":now": {"N": repr(time.time())}},
-                ReturnValues="ALL_NEW",
+        with store_errors("revoking the key", KeyStoreError):
+            response = conditional(
+                lambda: self.client.update_item(
+                    TableName=self._table,
+                    Key=_item_key(key_id),
+                    UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":now": {"N": repr(time.time())}},
+                    ReturnValues="ALL_NEW",
+                )
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise UnknownKey(key_id) from None
-            raise KeyStoreError(f"revoking the key failed: {type(exc).__name__}") from exc
+        if response is None:
+            raise UnknownKey(key_id)
         return _from_item(response["Attributes"])
 
     def verify(self, key: str) -> ApiKey | None:
@@ -167,14 +162,8 @@ class DynamoKeyStore:
             return None
         return stored if stored.active else None
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.client, operation)(**kwargs)
-        except Exception as exc:  # botocore ClientError, connection errors
-            raise KeyStoreError(f"{operation} on the key table failed: {type(exc).__name__}") from exc
 
-
-def _from_item(item: dict[str, Any]) -> ApiKey:
+def _from_item(item: Item) -> ApiKey:
     revoked = item.get("revoked_at")
     name = item.get("name")
     return ApiKey(
@@ -194,7 +183,8 @@ class CachedKeys:
     """`verify` with a short-lived in-memory cache of its answers (positive and negative).
 
     Entries live `ttl_s` seconds, which bounds how long a revoked key keeps working on an instance
-    that saw it just before the revocation. The cache is keyed by the key's hash and bounded in size.
+    that saw it just before the revocation. The cache is keyed by the key's hash (the key itself is
+    kept nowhere) and bounded in size; `clock` is injectable for tests.
     """
 
     def __init__(
@@ -207,30 +197,19 @@ class CachedKeys:
     ) -> None:
         self._verify = verify
         self.ttl_s = ttl_s
-        self._max = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._entries: TTLCache[str, ApiKey | None] = TTLCache(maxsize=max_entries, ttl=ttl_s, timer=clock)
+        self._lock = threading.Lock()  # TTLCache is not thread-safe; requests verify from threads
 
     def cached(self, key: str) -> ApiKey | object | None:
         """The cached answer for `key`, or `MISS` (no table read)."""
-        digest = hash_key(key)
         with self._lock:
-            entry = self._entries.get(digest)
-            if entry is None:
-                return MISS
-            if entry[0] <= self._clock():
-                del self._entries[digest]
-                return MISS
-            return entry[1]
+            return self._entries.get(hash_key(key), MISS)
 
     def load(self, key: str) -> ApiKey | None:
         """Verify against the table and remember the answer. Errors are not cached."""
         result = self._verify(key)
         with self._lock:
-            self._entries[hash_key(key)] = (self._clock() + self.ttl_s, result)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            self._entries[hash_key(key)] = result
         return result
 
     def verify(self, key: str) -> ApiKey | None:

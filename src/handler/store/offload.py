@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import orjson
 
 from handler.aws import LazyClient
-from handler.store.base import StoreError
+from handler.store.errors import StoreError, store_errors
 from handler.store.records import CompletionRecord
 
 # DynamoDB counts attribute names and values toward its 400 KB; the keys, index attributes and the
@@ -79,10 +79,8 @@ def pack(record: CompletionRecord, payloads: Payloads | None) -> dict[str, Any]:
     if payloads is None:
         raise StoreError(f"record of {len(body)} bytes is too large for DynamoDB and no bucket is set")
     key = payload_key(record)
-    try:
+    with store_errors("writing a large record to S3"):
         payloads.put(key, body)
-    except Exception as exc:  # botocore ClientError, connection errors
-        raise StoreError(f"writing a large record to S3 failed: {type(exc).__name__}") from exc
     trimmed = {**data, **_LARGE}
     return {"body": {"S": orjson.dumps(trimmed).decode()}, "payload": {"S": key}}
 
@@ -94,8 +92,6 @@ def unpack(item: dict[str, Any], payloads: Payloads | None) -> CompletionRecord:
         return CompletionRecord.model_validate(orjson.loads(item["body"]["S"]))
     if payloads is None:
         raise StoreError("a stored record lives in S3 but no bucket is set")
-    try:
+    with store_errors("reading a large record from S3"):
         data = payloads.get(pointer["S"])
-    except Exception as exc:
-        raise StoreError(f"reading a large record from S3 failed: {type(exc).__name__}") from exc
     return CompletionRecord.model_validate(orjson.loads(data))

@@ -19,22 +19,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
+from handler.store.dynamo import DynamoClient, Item, get_items, query_items, time_key
+from handler.store.errors import InvalidCursor
+from handler.store.layout import completion_key, completion_sort_key
 from handler.store.offload import default_payloads, unpack
 from handler.store.records import CompletionRecord
+from handler.store.values import CompletionPage, CompletionQuery
 
 _MAX_KEY_BYTES = 1024  # a GSI partition key may hold 2048 bytes; long label values are hashed
-_BATCH_GET = 100
-
-
-def sort_key(created: float, index: int, completion_id: str) -> str:
-    return f"{int(created * 1_000_000):017d}#{index:04d}#{completion_id}"
 
 
 def partition(project: str, kind: str, value: str | tuple[str, str] | None = None) -> str:
@@ -57,12 +53,12 @@ def partitions_of(record: CompletionRecord) -> list[str]:
     return keys
 
 
-def index_items(record: CompletionRecord, expires_at: int | None) -> list[dict[str, Any]]:
+def index_items(record: CompletionRecord, expires_at: int | None) -> list[Item]:
     """The index items written with a completion record (same partition, sort keys `IDX#n`)."""
-    sk = sort_key(record.created, record.index, record.completion_id)
+    sk = completion_sort_key(record.created, record.index, record.completion_id)
     items = []
     for n, pk in enumerate(partitions_of(record)):
-        item: dict[str, Any] = {
+        item: Item = {
             "pk": {"S": f"COMPLETION#{record.completion_id}"},
             "sk": {"S": f"IDX#{n:04d}"},
             "gsi2pk": {"S": pk},
@@ -75,48 +71,20 @@ def index_items(record: CompletionRecord, expires_at: int | None) -> list[dict[s
     return items
 
 
-@dataclass(frozen=True)
-class CompletionQuery:
-    project: str
-    labels: dict[str, str] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
-    user: str | None = None
-    since: float | None = None  # unix seconds, inclusive
-    until: float | None = None  # unix seconds, exclusive
-    limit: int = 20
-    cursor: str | None = None
-
-    def index_partition(self) -> str:
-        if self.user is not None:
-            return partition(self.project, "user", self.user)
-        if self.labels:
-            key, value = next(iter(self.labels.items()))
-            return partition(self.project, "label", (key, value))
-        if self.tags:
-            return partition(self.project, "tag", self.tags[0])
-        return partition(self.project, "all")
-
-    def matches(self, record: CompletionRecord) -> bool:
-        return (
-            record.project == self.project
-            and (self.user is None or record.user == self.user)
-            and all(record.labels.get(k) == v for k, v in self.labels.items())
-            and all(t in record.tags for t in self.tags)
-        )
-
-
-@dataclass
-class CompletionPage:
-    records: list[CompletionRecord]
-    next_cursor: str | None
-
-
-class InvalidCursor(ValueError):
-    """The cursor was not made by this API (or by a query with other filters)."""
+def index_partition(query: CompletionQuery) -> str:
+    """The one partition a query reads: its user, else its first label, else its first tag."""
+    if query.user is not None:
+        return partition(query.project, "user", query.user)
+    if query.labels:
+        key, value = next(iter(query.labels.items()))
+        return partition(query.project, "label", (key, value))
+    if query.tags:
+        return partition(query.project, "tag", query.tags[0])
+    return partition(query.project, "all")
 
 
 def _fingerprint(query: CompletionQuery) -> str:
-    what = [query.index_partition(), sorted(query.labels.items()), sorted(query.tags), query.user]
+    what = [index_partition(query), sorted(query.labels.items()), sorted(query.tags), query.user]
     return hashlib.sha256(orjson.dumps(what)).hexdigest()[:16]
 
 
@@ -137,13 +105,13 @@ def decode_cursor(query: CompletionQuery, cursor: str) -> str:
 
 
 def _bounds(query: CompletionQuery) -> tuple[str, str]:
-    low = f"{int(query.since * 1_000_000):017d}" if query.since is not None else "0"
-    high = f"{int(query.until * 1_000_000):017d}" if query.until is not None else "~"
+    low = time_key(query.since) if query.since is not None else "0"
+    high = time_key(query.until) if query.until is not None else "~"
     return low, high
 
 
 def _index_keys(
-    client: Any, table: str, query: CompletionQuery, after: str | None
+    client: DynamoClient, table: str, query: CompletionQuery, after: str | None
 ) -> Iterator[tuple[str, str]]:
     """(gsi2sk, completion id) of the index partition, newest first, strictly older than `after`."""
     low, high = _bounds(query)
@@ -151,51 +119,40 @@ def _index_keys(
         high = min(high, after)
     if high <= low:
         return
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "IndexName": "GSI2",
-        "KeyConditionExpression": "gsi2pk = :pk AND gsi2sk BETWEEN :low AND :high",
-        "ExpressionAttributeValues": {
-            ":pk": {"S": query.index_partition()},
+    items = query_items(
+        client,
+        TableName=table,
+        IndexName="GSI2",
+        KeyConditionExpression="gsi2pk = :pk AND gsi2sk BETWEEN :low AND :high",
+        ExpressionAttributeValues={
+            ":pk": {"S": index_partition(query)},
             ":low": {"S": low},
             ":high": {"S": high},
         },
-        "ScanIndexForward": False,
-        "ProjectionExpression": "gsi2sk",
-        "Limit": max(query.limit + 1, 25),
-    }
-    while True:
-        response = client.query(**kwargs)
-        for item in response.get("Items", []):
-            sk = item["gsi2sk"]["S"]
-            if sk != after:
-                yield sk, sk.rsplit("#", 1)[1]
-        if "LastEvaluatedKey" not in response:
-            return
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        ScanIndexForward=False,
+        ProjectionExpression="gsi2sk",
+        Limit=max(query.limit + 1, 25),
+    )
+    for item in items:
+        sk = item["gsi2sk"]["S"]
+        if sk != after:
+            yield sk, sk.rsplit("#", 1)[1]
 
 
-def _get_records(client: Any, table: str, ids: list[str]) -> dict[str, CompletionRecord]:
-    out: dict[str, CompletionRecord] = {}
-    for start in range(0, len(ids), _BATCH_GET):
-        keys = [
-            {"pk": {"S": f"COMPLETION#{cid}"}, "sk": {"S": "COMPLETION"}}
-            for cid in ids[start : start + _BATCH_GET]
-        ]
-        pending: dict[str, Any] = {table: {"Keys": keys, "ProjectionExpression": "body, payload"}}
-        for attempt in range(6):
-            response = client.batch_get_item(RequestItems=pending)
-            for item in response.get("Responses", {}).get(table, []):
-                record = unpack(item, default_payloads())  # large records live in S3 (store/offload.py)
-                out[record.completion_id] = record
-            pending = response.get("UnprocessedKeys") or {}
-            if not pending:
-                break
-            time.sleep(min(0.05 * 2**attempt, 0.8))
-    return out
+def _get_records(client: DynamoClient, table: str, ids: list[str]) -> dict[str, CompletionRecord]:
+    items = get_items(
+        client,
+        table,
+        [completion_key(cid) for cid in ids],
+        what="reading a page of completions",
+        projection="body, payload",
+    )
+    payloads = default_payloads()  # large records live in S3 (store/offload.py)
+    records = (unpack(item, payloads) for item in items)
+    return {record.completion_id: record for record in records}
 
 
-def query_completions(client: Any, table: str, query: CompletionQuery) -> CompletionPage:
+def query_completions(client: DynamoClient, table: str, query: CompletionQuery) -> CompletionPage:
     """One page of the project's completions matching `query`, newest first."""
     after = decode_cursor(query, query.cursor) if query.cursor else None
     records: list[CompletionRecord] = []

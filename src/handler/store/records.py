@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from handler.values import ToolRun as ToolRun  # one type with the tool loop's (handler/values.py)
+
 Status = Literal["completed", "failed", "cancelled", "ttft_exceeded"]
 
 
@@ -13,18 +15,6 @@ class RecordUsage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-
-
-class ToolRun(BaseModel):
-    """One server-side tool call the gateway ran for this completion."""
-
-    id: str
-    name: str
-    arguments: str
-    result: str | None = None
-    error: str | None = None
-    duration_ms: float = 0.0
-    round: int = 0
 
 
 class Attempt(BaseModel):

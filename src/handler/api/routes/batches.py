@@ -2,6 +2,8 @@
 
 A batch belongs to one project: the one named when it is started here, or (for a file uploaded to
 `batches/input/`) the project of its first request. Keys scoped to other projects never see it.
+The body of a batch is `BatchObject`, OpenAI's batch object with this gateway's fields. Nothing of
+`handler.batch` is imported until a batch route runs: most invocations never touch a batch.
 """
 
 from __future__ import annotations
@@ -9,23 +11,30 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from handler.api.auth import require_project
-from handler.api.deps import ServiceDep
+from handler.api.auth import CallerDep
+from handler.api.deps import ServicesDep
+from handler.api.params import uuid_param
+from handler.completions.caller import Caller
+from handler.contract.errors import ErrorResponse
 from handler.errors import InvalidRequest, NotFound
 
 if TYPE_CHECKING:
     from handler.batch.jobs import BatchJob
-    from handler.batch.runtime import Runtime
 
 router = APIRouter()
 
 _CURSOR = re.compile(r"^\d{17}#[0-9a-f-]{36}$")
 _NOT_INPUT = ("batches/output/", "batches/parts/")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Invalid body, id or cursor (the field is named)"},
+    403: {"model": ErrorResponse, "description": "Key not allowed for this project"},
+    404: {"model": ErrorResponse, "description": "Unknown batch, project or input key (`EntityNotFound:`)"},
+}
 
 
 class CreateBatch(BaseModel):
@@ -36,38 +45,67 @@ class CreateBatch(BaseModel):
     metadata: dict[StrictStr, StrictStr] | None = None
 
 
-def _runtime(request: Request) -> Runtime:
-    from handler.api.deps import services_of
-
-    return services_of(request).batches()
-
-
-def _projects(request: Request) -> frozenset[str] | None:
-    """The projects the caller's key covers; None: every project."""
-    principal = getattr(request.state, "principal", None)
-    projects: frozenset[str] | None = getattr(principal, "projects", None)
-    return projects
+class RequestCounts(BaseModel):
+    total: int  # 0 until the whole input file has been read
+    completed: int
+    failed: int
 
 
-def _visible(request: Request, job: BatchJob) -> None:
+class BatchObject(BaseModel):
+    """`BatchJob.public()`: a batch as the API shows it (timestamps in Unix seconds, like OpenAI's)."""
+
+    id: str
+    object: Literal["batch"]
+    project: str | None  # None until the first request of an uploaded file names it
+    status: str  # validating | in_progress | completed | failed (`batch.jobs.BatchStatus`)
+    source: Literal["s3", "api"]
+    input_key: str
+    output_key: str
+    request_counts: RequestCounts
+    created_at: int
+    in_progress_at: int | None
+    completed_at: int | None
+    failed_at: int | None
+    error: str | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, job: BatchJob) -> BatchObject:
+        return cls.model_validate(job.public())
+
+
+class BatchList(BaseModel):
+    object: Literal["list"]
+    data: list[BatchObject]  # newest first
+    has_more: bool
+    next: str | None  # pass as `after` for the next page
+
+
+def _visible(caller: Caller, job: BatchJob) -> None:
     """403 for another project's batch; a batch with no project yet is for unrestricted keys only."""
     if job.project is not None:
-        require_project(request, job.project)
-    elif _projects(request) is not None:
+        caller.require(job.project)
+    elif caller.projects is not None:
         raise NotFound(f"batch {job.id} does not exist", param="batch_id")
 
 
-@router.post("/api/v1/batches", status_code=202, summary="Start a batch from a JSONL file in the bucket")
-async def create_batch(body: CreateBatch, request: Request, service: ServiceDep) -> dict[str, Any]:
-    require_project(request, body.project)
+@router.post(
+    "/api/v1/batches",
+    status_code=202,
+    response_model=BatchObject,
+    responses=_ERRORS,
+    summary="Start a batch from a JSONL file in the bucket",
+)
+async def create_batch(body: CreateBatch, caller: CallerDep, services: ServicesDep) -> BatchObject:
+    caller.require(body.project)
     key = body.input_key.lstrip("/")
     if not key.startswith("batches/") or key.startswith(_NOT_INPUT):
         raise InvalidRequest(
             "input_key: must be a key under batches/ (not batches/output/ or batches/parts/)",
             param="input_key",
         )
-    await asyncio.to_thread(service.config.project, body.project)  # 404 for an unknown project
-    rt = _runtime(request)
+    await asyncio.to_thread(services.completions.config.project, body.project)  # 404 for an unknown project
+    rt = services.batches()
     etag = await asyncio.to_thread(rt.blobs.etag, key)
     if etag is None:
         raise NotFound(f"input_key {key!r} is not in the bucket", param="input_key")
@@ -83,39 +121,41 @@ async def create_batch(body: CreateBatch, request: Request, service: ServiceDep)
         metadata=body.metadata or {},
     )
     await asyncio.to_thread(rt.start, job)
-    return job.public()
+    return BatchObject.of(job)
 
 
-@router.get("/api/v1/batches/{batch_id}", summary="Read a batch: status, counts, input and output keys")
-async def get_batch(batch_id: str, request: Request) -> dict[str, Any]:
-    try:
-        bid = str(uuid.UUID(batch_id))
-    except ValueError:
-        raise InvalidRequest(f"batch_id: {batch_id!r} is not a valid UUID", param="batch_id") from None
-    job = await asyncio.to_thread(_runtime(request).table.get, bid)
+@router.get(
+    "/api/v1/batches/{batch_id}",
+    response_model=BatchObject,
+    responses=_ERRORS,
+    summary="Read a batch: status, counts, input and output keys",
+)
+async def get_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> BatchObject:
+    bid = uuid_param(batch_id, "batch_id")
+    job = await asyncio.to_thread(services.batches().table.get, bid)
     if job is None:
         raise NotFound(f"batch {bid} does not exist", param="batch_id")
-    _visible(request, job)
-    return job.public()
+    _visible(caller, job)
+    return BatchObject.of(job)
 
 
-@router.get("/api/v1/batches", summary="List batches, newest first")
+@router.get(
+    "/api/v1/batches", response_model=BatchList, responses=_ERRORS, summary="List batches, newest first"
+)
 async def list_batches(
-    request: Request,
+    caller: CallerDep,
+    services: ServicesDep,
     project: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: Annotated[str | None, Query(description="the `next` cursor of the previous page")] = None,
-) -> dict[str, Any]:
+) -> BatchList:
     if after is not None and not _CURSOR.match(after):
         raise InvalidRequest("after: not a cursor returned by this endpoint", param="after")
-    projects = _projects(request)
+    projects = caller.projects
     if project is not None:
-        require_project(request, project)
+        caller.require(project)
         projects = frozenset({project})
-    jobs, cursor = await asyncio.to_thread(_runtime(request).table.page, projects, limit, after)
-    return {
-        "object": "list",
-        "data": [job.public() for job in jobs],
-        "has_more": cursor is not None,
-        "next": cursor,
-    }
+    jobs, cursor = await asyncio.to_thread(services.batches().table.page, projects, limit, after)
+    return BatchList(
+        object="list", data=[BatchObject.of(job) for job in jobs], has_more=cursor is not None, next=cursor
+    )

@@ -11,14 +11,13 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from handler.api.auth import require_project
+from handler.api.auth import caller_of
 from handler.api.deps import ServiceDep
 from handler.contract.chat import ChatRequest, ChatResponse
 from handler.contract.errors import ErrorResponse
 
 router = APIRouter()
 
-_KNOWN_FIELDS = frozenset(ChatRequest.model_fields)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
@@ -61,10 +60,16 @@ async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) ->
         watcher.cancel()
 
 
-async def ignored_fields(request: Request) -> list[str]:
-    """Top-level fields this API does not know: accepted, ignored, and named back to the client."""
-    body = await request.json()  # FastAPI already parsed it; Starlette caches the result
-    return sorted(k for k in body if k not in _KNOWN_FIELDS) if isinstance(body, dict) else []
+def ignored_header(body: ChatRequest) -> str | None:
+    """Top-level fields this API does not know (accepted, ignored), named back to the client.
+
+    Field names are the client's JSON keys: any text. A header value must be latin-1 without
+    control characters, so they are escaped (`\\n`, `\\xe9`) rather than crash the response.
+    """
+    ignored = sorted(body.model_extra or ())
+    if not ignored:
+        return None
+    return ",".join(name.encode("unicode_escape").decode("ascii") for name in ignored)[:1024]
 
 
 @router.post(
@@ -78,14 +83,11 @@ async def ignored_fields(request: Request) -> list[str]:
 )
 async def create_chat_completion(body: ChatRequest, request: Request, service: ServiceDep) -> Response:
     received_at: float = getattr(request.state, "received_at", None) or time.perf_counter()
-    plan = await service.plan(body, received_at, authorize=lambda project: require_project(request, project))
+    plan = await service.plan(body, received_at, caller_of(request))
     headers: dict[str, str] = {}
-    ignored = await ignored_fields(request)
+    ignored = ignored_header(body)
     if ignored:
-        # Field names are the client's JSON keys: any text. A header value must be latin-1 without
-        # control characters, so they are escaped (`\\n`, `\\xe9`) rather than crash the response.
-        names = ",".join(name.encode("unicode_escape").decode("ascii") for name in ignored)
-        headers["X-Ignored-Fields"] = names[:1024]
+        headers["X-Ignored-Fields"] = ignored
     if plan.stream:
         from handler.api.streaming import stream_response
 

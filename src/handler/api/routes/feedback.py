@@ -9,18 +9,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from handler.api.auth import require_project
-from handler.api.deps import ServiceDep
+from handler.api.auth import CallerDep
+from handler.api.deps import ServicesDep
+from handler.api.params import uuid_param
 from handler.contract.errors import ErrorResponse
-from handler.errors import InvalidRequest, NotFound
+from handler.store.values import Feedback
 
 router = APIRouter(tags=["feedback"])
 
@@ -66,8 +65,9 @@ class OutcomeCreated(BaseModel):
     outcome_id: str
 
 
-def as_number(value: bool | int | float) -> float:
-    return float(value)
+class CompletionFeedback(BaseModel):
+    completion_id: str
+    feedback: list[Feedback]  # oldest first
 
 
 @router.post(
@@ -76,49 +76,28 @@ def as_number(value: bool | int | float) -> float:
     responses=_ERRORS,
     summary="Log feedback on a completion",
 )
-async def add_feedback(body: FeedbackRequest, request: Request, service: ServiceDep) -> FeedbackCreated:
-    from handler.store.feedback import Feedback
-
-    completion_id = str(body.completion_id)
-    record = await asyncio.to_thread(service.store.get_completion, completion_id)
-    if record is None:
-        raise NotFound(f"completion {completion_id} does not exist", param="completion_id")
-    require_project(request, record.project)
-    feedback = Feedback(
-        feedback_id=str(uuid.uuid4()),
-        completion_id=completion_id,
-        project=record.project,
+async def add_feedback(body: FeedbackRequest, caller: CallerDep, services: ServicesDep) -> FeedbackCreated:
+    feedback = await services.feedback.add_feedback(
+        caller,
+        str(body.completion_id),
         metric=body.metric,
-        value=as_number(body.value),
+        value=body.value,
         reason=body.reason,
         details=body.details,
         user_id=body.user_id,
-        created=time.time(),
-        campaign=record.campaign,
-        variant=record.variant,
     )
-    await asyncio.to_thread(service.store.put_feedback, feedback)
     return FeedbackCreated(feedback_id=feedback.feedback_id)
 
 
 @router.get(
     "/api/v1/completions/{completion_id}/feedback",
+    response_model=CompletionFeedback,
     responses=_ERRORS,
     summary="List the feedback on a completion",
 )
-async def list_feedback(completion_id: str, request: Request, service: ServiceDep) -> dict[str, Any]:
-    try:
-        cid = str(uuid.UUID(completion_id))
-    except ValueError:
-        raise InvalidRequest(
-            f"completion_id: {completion_id!r} is not a valid UUID", param="completion_id"
-        ) from None
-    record = await asyncio.to_thread(service.store.get_completion, cid)
-    if record is None:
-        raise NotFound(f"completion {cid} does not exist", param="completion_id")
-    require_project(request, record.project)
-    feedback = await asyncio.to_thread(service.store.list_feedback, cid)
-    return {"completion_id": cid, "feedback": [f.model_dump(mode="json") for f in feedback]}
+async def list_feedback(completion_id: str, caller: CallerDep, services: ServicesDep) -> CompletionFeedback:
+    cid = uuid_param(completion_id, "completion_id")
+    return CompletionFeedback(completion_id=cid, feedback=await services.feedback.feedback_of(caller, cid))
 
 
 @router.post(
@@ -127,25 +106,15 @@ async def list_feedback(completion_id: str, request: Request, service: ServiceDe
     responses=_ERRORS,
     summary="Log the outcome of a session",
 )
-async def add_outcome(body: OutcomeRequest, request: Request, service: ServiceDep) -> OutcomeCreated:
+async def add_outcome(body: OutcomeRequest, caller: CallerDep, services: ServicesDep) -> OutcomeCreated:
     """A session that was never stored (`store: false`, or not yet written) is accepted: the outcome
     is kept, and counts toward the campaigns of whatever completions the session has stored."""
-    from handler.api.routes.campaigns import load_project
-    from handler.store.feedback import SessionOutcome, session_campaigns
-
-    project = body.project_id
-    await load_project(service, request, project, "project_id")  # 403, or 404 EntityNotFound
-    session_id = str(body.session_id)
-    records = await asyncio.to_thread(service.store.list_session, session_id)
-    outcome = SessionOutcome(
-        outcome_id=str(uuid.uuid4()),
-        session_id=session_id,
-        project=project,
+    outcome = await services.feedback.add_outcome(
+        caller,
+        body.project_id,
+        session_id=str(body.session_id),
         metric=body.metric,
-        value=as_number(body.value),
+        value=body.value,
         user_id=body.user_id,
-        created=time.time(),
-        campaigns=session_campaigns(r for r in records if r.project == project),
     )
-    await asyncio.to_thread(service.store.put_outcome, outcome)
     return OutcomeCreated(outcome_id=outcome.outcome_id)

@@ -4,21 +4,22 @@
 `&limit=20&cursor=...` -> `{"project", "completions": [...], "next_cursor"}`. Filters combine with
 AND (`label` and `tag` may repeat); `since` (inclusive) and `until` (exclusive) are unix seconds or
 ISO 8601 times; pass `next_cursor` back as `cursor` for the next page until it is null. Read
-through a secondary index (store/queries.py), never a table scan.
+through a secondary index (store/queries.py), never a table scan; the filters are read by the
+service (`completions/records.py`), after the project's access and existence are checked.
 """
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
 
-from handler.api.deps import ServiceDep
-from handler.api.routes.campaigns import load_project
+from handler.api.auth import CallerDep
+from handler.api.deps import ServicesDep
+from handler.completions.records import ListingFilters
 from handler.contract.errors import ErrorResponse
-from handler.errors import InvalidRequest
+from handler.store.records import CompletionRecord
 
 router = APIRouter(tags=["completions"])
 
@@ -29,47 +30,22 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def parse_time(value: str | None, param: str) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequest(
-            f"{param}: {value!r} is neither unix seconds nor an ISO 8601 time", param=param
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def parse_labels(values: list[str]) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for value in values:
-        key, sep, label = value.partition("=")
-        if not sep or not key:
-            raise InvalidRequest(f"label: {value!r} must be key=value", param="label")
-        if key in labels and labels[key] != label:
-            raise InvalidRequest(
-                f"label: {key!r} is asked for with two values; nothing can match", param="label"
-            )
-        labels[key] = label
-    return labels
+class CompletionListing(BaseModel):
+    project: str
+    completions: list[CompletionRecord]  # newest first
+    next_cursor: str | None  # null on the last page
 
 
 @router.get(
     "/api/v1/projects/{project}/completions",
+    response_model=CompletionListing,
     responses=_ERRORS,
     summary="List a project's stored completions by label, tag, user and time",
 )
 async def list_completions(
     project: str,
-    request: Request,
-    service: ServiceDep,
+    caller: CallerDep,
+    services: ServicesDep,
     label: Annotated[list[str], Query(description="key=value; repeat for several (AND)")] = [],  # noqa: B006
     tag: Annotated[list[str], Query(description="repeat for several (AND)")] = [],  # noqa: B006
     user: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
@@ -77,26 +53,7 @@ async def list_completions(
     until: Annotated[str | None, Query(description="unix seconds or ISO 8601, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
-) -> dict[str, Any]:
-    from handler.store.queries import CompletionQuery, InvalidCursor
-
-    await load_project(service, request, project, "project")
-    query = CompletionQuery(
-        project=project,
-        labels=parse_labels(label),
-        tags=list(dict.fromkeys(tag)),
-        user=user,
-        since=parse_time(since, "since"),
-        until=parse_time(until, "until"),
-        limit=limit,
-        cursor=cursor or None,
-    )
-    try:
-        page = await asyncio.to_thread(service.store.query_completions, query)
-    except InvalidCursor as exc:
-        raise InvalidRequest(str(exc), param="cursor") from None
-    return {
-        "project": project,
-        "completions": [r.model_dump(mode="json") for r in page.records],
-        "next_cursor": page.next_cursor,
-    }
+) -> CompletionListing:
+    filters = ListingFilters(labels=label, tags=tag, user=user, since=since, until=until)
+    page = await services.records.listing(caller, project, filters, limit=limit, cursor=cursor)
+    return CompletionListing(project=project, completions=page.records, next_cursor=page.next_cursor)

@@ -1,43 +1,52 @@
-"""Reading stored completions back: by completion id, and a session's completions in order."""
+"""Reading stored completions back: by completion id, and a session's completions in order.
+
+The body of a completion is the record as stored (`CompletionRecord`); access is the service's
+(`completions/records.py`): 404 for an unknown id, 403 for another project's record.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from pydantic import BaseModel
 
-from handler.api.auth import require_project
-from handler.api.deps import ServiceDep
-from handler.errors import InvalidRequest, NotFound
+from handler.api.auth import CallerDep
+from handler.api.deps import ServicesDep
+from handler.api.params import uuid_param
+from handler.contract.errors import ErrorResponse
+from handler.store.records import CompletionRecord
 
 router = APIRouter()
 
-
-def _uuid(value: str, param: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise InvalidRequest(f"{param}: {value!r} is not a valid UUID", param=param) from None
-
-
-@router.get("/api/v1/completions/{completion_id}", summary="Read a stored completion")
-async def get_completion(completion_id: str, request: Request, service: ServiceDep) -> dict[str, Any]:
-    cid = _uuid(completion_id, "completion_id")
-    record = await asyncio.to_thread(service.store.get_completion, cid)
-    if record is None:
-        raise NotFound(f"completion {cid} does not exist", param="completion_id")
-    require_project(request, record.project)
-    return record.model_dump(mode="json")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Not a UUID (the parameter is named)"},
+    403: {"model": ErrorResponse, "description": "Key not allowed for this project"},
+    404: {"model": ErrorResponse, "description": "Unknown completion or session (`EntityNotFound:`)"},
+}
 
 
-@router.get("/api/v1/sessions/{session_id}", summary="List a session's completions in order")
-async def get_session(session_id: str, request: Request, service: ServiceDep) -> dict[str, Any]:
-    sid = _uuid(session_id, "session_id")
-    records = await asyncio.to_thread(service.store.list_session, sid)
-    if not records:
-        raise NotFound(f"session {sid} does not exist", param="session_id")
-    for project in {r.project for r in records}:
-        require_project(request, project)
-    return {"session_id": sid, "completions": [r.model_dump(mode="json") for r in records]}
+class SessionCompletions(BaseModel):
+    session_id: str
+    completions: list[CompletionRecord]  # in the order the requests came
+
+
+@router.get(
+    "/api/v1/completions/{completion_id}",
+    response_model=CompletionRecord,
+    responses=_ERRORS,
+    summary="Read a stored completion",
+)
+async def get_completion(completion_id: str, caller: CallerDep, services: ServicesDep) -> CompletionRecord:
+    return await services.records.completion(caller, uuid_param(completion_id, "completion_id"))
+
+
+@router.get(
+    "/api/v1/sessions/{session_id}",
+    response_model=SessionCompletions,
+    responses=_ERRORS,
+    summary="List a session's completions in order",
+)
+async def get_session(session_id: str, caller: CallerDep, services: ServicesDep) -> SessionCompletions:
+    sid = uuid_param(session_id, "session_id")
+    return SessionCompletions(session_id=sid, completions=await services.records.session(caller, sid))

@@ -1,5 +1,7 @@
 """`make dev`: the gateway on 127.0.0.1 with AWS emulated in-process, the echo model and the demo
 project. No credentials, no Docker, no network.
+
+    PORT=8000 CONFIG_DIR=config python -m gatewayctl dev
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ def main() -> None:
     config_dir = Path(os.environ.get("CONFIG_DIR", "config"))
     import logging
 
-    from handler.local.bootstrap import bootstrap, start_emulation
+    from gatewayctl.local.bootstrap import bootstrap, start_emulation
+    from handler.settings import get_settings
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every AWS call
 
     _, endpoint = start_emulation()
     os.environ.setdefault("AUTH_MODE", "dev")
     env = bootstrap(endpoint, config_dir)
-    key = os.environ.get("DEV_API_KEY", "sk-local-dev")
+    key = get_settings().dev_api_key  # bootstrap() applied the environment and reset the settings
     print(
         f"AWS emulation (moto) at {endpoint}; table {env['TABLE_NAME']}; config from {config_dir}/",
         file=sys.stderr,

@@ -1,6 +1,8 @@
 """`make invoke EVENT=events/….json`: run a Lambda handler in-process on an event file, against the
 embedded AWS emulation, and print the Lambda response. What `sam local invoke` does, without Docker.
 
+    python -m gatewayctl invoke EVENT.json [EVENT.json ...]
+
 The handler is chosen by the event's shape: API Gateway (REST v1, HTTP API v2, Function URL) ->
 ApiFunction; S3 / SQS batch events -> BatchFunction; SQS events from the store-retry queue ->
 StoreRetryFunction.
@@ -13,28 +15,12 @@ import importlib
 import json
 import os
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
+from gatewayctl.local.context import LambdaContext
 
-class LambdaContext:
-    """The attributes Powertools and Mangum read from a real context, with a real countdown."""
-
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    log_stream_name = "local"
-
-    def __init__(self, function_name: str = "chat-gateway-local", timeout_ms: int = 900_000) -> None:
-        self.function_name = function_name
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + timeout_ms / 1000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+__all__ = ["LambdaContext", "handler_for", "invoke", "main"]
 
 
 def handler_for(event: dict[str, Any]) -> str:
@@ -65,11 +51,15 @@ def _pretty(response: Any) -> str:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m handler.local.invoke EVENT.json [EVENT.json ...]", file=sys.stderr)
+        print("usage: python -m gatewayctl invoke EVENT.json [EVENT.json ...]", file=sys.stderr)
         return 2
     from moto import mock_aws
 
-    from handler.local.bootstrap import LOCAL_ENV, create_resources, load_configs
+    from gatewayctl.local.bootstrap import serialise_moto_dynamodb_writes
+
+    serialise_moto_dynamodb_writes()
+
+    from gatewayctl.local.bootstrap import LOCAL_ENV, create_resources, load_configs
 
     os.environ.update(LOCAL_ENV)
     os.environ.setdefault("AUTH_MODE", "dev")
@@ -80,6 +70,10 @@ def main(argv: list[str]) -> int:
         session = boto3.session.Session()
         os.environ.update(create_resources(session, dict(LOCAL_ENV)))
         load_configs(session, Path(os.environ.get("CONFIG_DIR", "config")), LOCAL_ENV["CONFIG_PREFIX"])
+        from handler import aws, wiring
+
+        aws.reset_clients()
+        wiring.reset()  # the settings are read afresh, from the environment set above
         for path in argv:  # several events share one emulation: store, then look up
             event = json.loads(Path(path).read_text())
             print(f"# {path} -> {handler_for(event)}", file=sys.stderr)
@@ -99,18 +93,20 @@ def _run_batch_upload(event: dict[str, Any], events_dir: Path) -> None:
     """What the stack does with an upload: the input file (`events/<name>.jsonl`, beside the
     event) is put in the bucket, the S3 event is delivered, and the queue is drained through the
     same handler as Lambda's SQS poller would; then the output file is printed."""
+    from gatewayctl.local.batch import Pipeline
     from handler import aws
     from handler.entrypoints.batch import lambda_handler
-    from handler.local.batch import Pipeline
+    from handler.settings import get_settings
 
     key = event["Records"][0]["s3"]["object"]["key"]
     source = events_dir / Path(key).name
     if not source.is_file():
         raise SystemExit(f"{source} is missing: it is uploaded as {key} before the event")
     session = aws.boto3_session()
-    bucket = os.environ["BUCKET_NAME"]
+    settings = get_settings()
+    bucket, queue_url = settings.bucket_name or "", settings.batch_queue_url or ""
     s3 = session.client("s3")
-    pipeline = Pipeline(lambda_handler, bucket, os.environ["BATCH_QUEUE_URL"], session.client("sqs"), s3)
+    pipeline = Pipeline(lambda_handler, bucket, queue_url, session.client("sqs"), s3)
     s3.put_object(Bucket=bucket, Key=key, Body=source.read_bytes())
     print(_pretty(invoke(event)))
     output_key = key.replace("batches/input/", "batches/output/", 1)

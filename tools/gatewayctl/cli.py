@@ -1,10 +1,14 @@
-"""`python -m handler.cli`: manage project config and API keys from a terminal.
+"""`python -m gatewayctl`: manage project config and API keys from a terminal, and run the stack
+locally.
 
-python -m handler.cli config validate config/*.yaml
-python -m handler.cli config push config/demo.yaml --prefix /chat-gateway [--region eu-west-1]
-python -m handler.cli keys create --project demo [--project other] [--name ci] [--table T]
-python -m handler.cli keys list
-python -m handler.cli keys revoke KEY_ID
+python -m gatewayctl config validate config/*.yaml
+python -m gatewayctl config push config/demo.yaml [--prefix /chat-gateway] [--region eu-west-1]
+python -m gatewayctl keys create --project demo [--project other] [--name ci] [--table T]
+python -m gatewayctl keys list
+python -m gatewayctl keys revoke KEY_ID
+python -m gatewayctl dev | invoke EVENT.json... | batch FILE.jsonl   (`make dev`, `make invoke`, `make batch`)
+
+The table and the SSM prefix default to the gateway's own settings (`TABLE_NAME`, `CONFIG_PREFIX`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from handler.settings import get_settings
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -30,22 +36,22 @@ def _config(args: argparse.Namespace) -> int:
     import boto3
 
     ssm = boto3.client("ssm", region_name=args.region) if args.region else boto3.client("ssm")
+    prefix = args.prefix or get_settings().config_prefix
     for c in configs:
-        names = push(c, args.prefix, ssm)
-        print(f"pushed {c.project}: {len(names)} parameters under {args.prefix}/projects/{c.project}")
+        names = push(c, prefix, ssm)
+        print(f"pushed {c.project}: {len(names)} parameters under {prefix}/projects/{c.project}")
     return 0
 
 
 def _keys(args: argparse.Namespace) -> int:
     """API keys in the table: the key is printed once, on stdout, at creation; only its hash is kept."""
-    import os
     from datetime import UTC, datetime
 
     import boto3
 
     from handler.store.keys import DynamoKeyStore, KeyStoreError, UnknownKey
 
-    table = args.table or os.environ.get("TABLE_NAME", "chat-gateway")
+    table = args.table or get_settings().table_name
     ddb = boto3.client("dynamodb", region_name=args.region) if args.region else boto3.client("dynamodb")
     store = DynamoKeyStore(table, ddb)
     try:
@@ -83,13 +89,46 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+LOCAL_COMMANDS = {
+    "dev": "the gateway on 127.0.0.1 against an embedded AWS emulation (make dev)",
+    "invoke": "run a Lambda handler on event files (make invoke)",
+    "batch": "run a JSONL batch file through the batch pipeline (make batch); `batch --help`",
+}
+
+
+def _local(command: str, argv: list[str]) -> int:
+    """`dev`, `invoke` and `batch`: the local commands, each parsing the rest of the command line."""
+    if command == "dev":
+        from gatewayctl.local import dev
+
+        if argv:
+            print(
+                "usage: python -m gatewayctl dev  (PORT and CONFIG_DIR from the environment)", file=sys.stderr
+            )
+            return 2
+        dev.main()
+        return 0
+    if command == "invoke":
+        from gatewayctl.local import invoke
+
+        return invoke.main(argv)
+    from gatewayctl.local import batch
+
+    return batch.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m handler.cli")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in LOCAL_COMMANDS:  # their options are their own: handed over unparsed
+        return _local(argv[0], argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m gatewayctl")
     sub = parser.add_subparsers(dest="command", required=True)
     config = sub.add_parser("config", help="validate or push project config files")
     config.add_argument("action", choices=["validate", "push"])
     config.add_argument("files", nargs="+")
-    config.add_argument("--prefix", default="/chat-gateway", help="SSM path prefix (CONFIG_PREFIX)")
+    config.add_argument(
+        "--prefix", default=None, help="SSM path prefix (default: CONFIG_PREFIX, else /chat-gateway)"
+    )
     config.add_argument("--region", default=None)
     config.set_defaults(func=_config)
     keys = sub.add_parser("keys", help="create, list or revoke API keys")
@@ -100,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     keys.add_argument("--table", default=None, help="DynamoDB table (default: TABLE_NAME, else chat-gateway)")
     keys.add_argument("--region", default=None)
     keys.set_defaults(func=_keys)
+    for name, text in LOCAL_COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -113,6 +113,8 @@ def start_emulation(port: int = 0) -> tuple[Any, str]:
 
     from moto.server import ThreadedMotoServer
 
+    serialise_moto_dynamodb_writes()
+
     if not port:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -120,3 +122,39 @@ def start_emulation(port: int = 0) -> tuple[Any, str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     return server, f"http://127.0.0.1:{port}"
+
+
+MOTO_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_serialised = False
+
+
+def serialise_moto_dynamodb_writes() -> None:
+    """Make each emulated DynamoDB write atomic, as DynamoDB's own are. Idempotent.
+
+    moto's in-process backend is not thread-safe: threads updating one item at once (a batch
+    invocation counting its messages concurrently, campaign counters) lose `ADD` increments. The
+    gateway relies on DynamoDB's atomic updates and has no workaround of its own, so the emulation
+    (dev server, local invoke and batch, the tests) is fixed here: every write of moto's DynamoDB
+    backend goes through one re-entrant lock (a transaction's writes call the others).
+    """
+    global _serialised
+    if _serialised:
+        return
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def serialised(write: Any) -> Any:
+        @functools.wraps(write)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return write(*args, **kwargs)
+
+        return locked
+
+    for name in MOTO_DYNAMODB_WRITES:
+        setattr(DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
+    _serialised = True

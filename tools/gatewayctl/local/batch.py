@@ -5,7 +5,7 @@ handler, and the queue is drained into the same handler the way Lambda's SQS pol
 messages per invocation, failed ones retried, the last receive turning a stuck line into an error
 line). A progress bar follows the batch record's counters; the output file is saved locally.
 
-    python -m handler.local.batch FILE.jsonl [--out PATH] [--workers N]
+    python -m gatewayctl batch FILE.jsonl [--out PATH] [--workers N]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from handler.local.invoke import LambdaContext as _Context
+from gatewayctl.local.context import LambdaContext as _Context
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -252,9 +252,7 @@ def _environment(values: dict[str, str], drop: tuple[str, ...] = ()) -> Iterator
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m handler.local.batch", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m gatewayctl batch", description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path, help="a JSONL file in the OpenAI batch format")
     parser.add_argument("--out", type=Path, help="where to save the output (default: FILE.output.jsonl)")
     parser.add_argument("--workers", type=int, default=2, help="concurrent invocations (default 2)")
@@ -266,7 +264,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto import mock_aws
 
-    from handler.local.bootstrap import LOCAL_ENV, create_resources, load_configs
+    from gatewayctl.local.bootstrap import serialise_moto_dynamodb_writes
+
+    serialise_moto_dynamodb_writes()
+
+    from gatewayctl.local.bootstrap import LOCAL_ENV, create_resources, load_configs
 
     env = {
         **LOCAL_ENV,

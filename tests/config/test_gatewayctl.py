@@ -1,0 +1,58 @@
+"""`python -m gatewayctl`: one command for operators and developers, reading the gateway's settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import boto3
+import pytest
+
+from gatewayctl.cli import LOCAL_COMMANDS, main
+from tests.conftest import ROOT, TEST_CONFIG_DIR
+
+
+@pytest.mark.unit
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("config", "keys", *LOCAL_COMMANDS):
+        assert command in out
+
+
+@pytest.mark.unit
+def test_keys_go_to_the_configured_table(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --table the key is written where the gateway verifies keys: TABLE_NAME."""
+    from gatewayctl.local.bootstrap import TABLE_KEYS
+    from handler import wiring
+
+    boto3.client("dynamodb").create_table(TableName="other-table", **TABLE_KEYS)
+    monkeypatch.setenv("TABLE_NAME", "other-table")
+    wiring.reset()
+    assert main(["keys", "create", "--project", "demo"]) == 0
+    assert "in table other-table" in capsys.readouterr().err
+    assert boto3.client("dynamodb").scan(TableName="other-table")["Count"] == 1
+    assert main(["keys", "list", "--table", aws["TABLE_NAME"]]) == 0
+    assert capsys.readouterr().out == ""  # nothing in the default table
+
+
+@pytest.mark.unit
+def test_dev_takes_no_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dev", "--port", "1"]) == 2
+    assert "PORT" in capsys.readouterr().err
+
+
+def test_the_module_runs_as_a_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gatewayctl", "config", "validate", str(TEST_CONFIG_DIR / "demo.yaml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok: demo (2 models")

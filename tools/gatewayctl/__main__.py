@@ -1,0 +1,5 @@
+"""`python -m gatewayctl ...`: see `gatewayctl.cli`."""
+
+from gatewayctl.cli import main
+
+raise SystemExit(main())
