@@ -191,6 +191,22 @@ def test_layer_is_built_from_layers_deps_for_python313_arm64() -> None:
     assert "botocore" in makefile.split("RUNTIME_PROVIDED :=")[1].splitlines()[0]
 
 
+def test_layer_name_is_per_stack() -> None:
+    """A layer's name is shared by every stack of an account and region: two stacks must not
+    publish versions of one layer."""
+    [layer] = [r for lid, r in resources_of_type(cfn(), "AWS::Lambda::LayerVersion").items()]
+    assert text_of(layer["Properties"]["LayerName"]) == "${AWS::StackName}-deps"
+
+
+def test_buffered_function_ends_before_api_gateway_gives_up() -> None:
+    """API Gateway answers 504 after 29 s on a buffered integration; ApiFunction must not outlive
+    that. The streamed route may run 15 minutes, and its function as long."""
+    assert props("ApiFunction")["Timeout"] < 29
+    assert "Timeout" not in load_template()["Globals"]["Function"]
+    buffered = integration("/{proxy+}", "x-amazon-apigateway-any-method")
+    assert buffered.get("timeoutInMillis", 29000) <= 29000
+
+
 HANDLERS = {
     "ApiFunction": "handler.entrypoints.http.lambda_handler",
     "ChatFunction": "run.sh",
@@ -247,8 +263,12 @@ def test_chat_function_runs_under_the_lambda_web_adapter() -> None:
         text_of(layer) for layer in props("ChatFunction")["Layers"] if "LambdaAdapterLayer" in text_of(layer)
     ]
     assert adapter == [
-        "arn:${AWS::Partition}:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:27"
+        "arn:${AWS::Partition}:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:"
+        "${WebAdapterLayerVersion}"
     ]
+    # Availability differs by region: the version is a parameter, defaulting to a published one.
+    version = load_template()["Parameters"]["WebAdapterLayerVersion"]
+    assert version["Type"] == "Number" and version["Default"] >= 27
     # The integration may stream for 15 minutes; the function must be allowed to run as long.
     assert props("ChatFunction")["Timeout"] == 900
     for other in ("ApiFunction", "BatchFunction", "StoreRetryFunction"):
