@@ -21,6 +21,7 @@ import pytest
 from tests.infra.sam import (
     ROOT,
     load_template,
+    resolve,
     resources_of_type,
     template_text,
     translate,
@@ -75,12 +76,33 @@ def unexpected(findings: list[tuple[str, str]], ignores: dict[tuple[str, str], s
 
 
 @cache
-def _cfn() -> dict[str, Any]:
+def _raw() -> dict[str, Any]:
     return translated_template()
 
 
+@cache
+def _cfn() -> dict[str, Any]:
+    return resolve(_raw())
+
+
+def raw_cfn() -> dict[str, Any]:
+    """The translated template with its Conditions (what cfn-lint checks)."""
+    return _raw()
+
+
 def cfn() -> dict[str, Any]:
+    """The translated template as deployed with the default parameters."""
     return _cfn()
+
+
+@cache
+def _deployed_with(parameters: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return resolve(_raw(), dict(parameters))
+
+
+def deployed_with(**parameters: str) -> dict[str, Any]:
+    """The translated template as deployed with these parameters (defaults for the rest)."""
+    return _deployed_with(tuple(sorted(parameters.items())))
 
 
 def resource(logical_id: str) -> dict[str, Any]:
@@ -161,15 +183,14 @@ def test_sam_template_passes_cfn_lint() -> None:
 
 
 def test_translated_template_passes_cfn_lint() -> None:
-    assert unexpected(lint(json.dumps(cfn())), TRANSLATED_IGNORES) == []
+    assert unexpected(lint(json.dumps(raw_cfn())), TRANSLATED_IGNORES) == []
 
 
 def test_translated_lint_catches_the_bucket_function_cycle() -> None:
-    """The check above is not vacuous: naming the bucket by Ref (the classic mistake) is a cycle that
-    only the translated template shows (bucket notification -> function -> environment -> bucket)."""
+    """The check above is not vacuous: naming the bucket by Ref (the classic mistake) is a cycle
+    (bucket notification -> function -> environment -> bucket) that the translated lint reports."""
     template = load_template()
     template["Globals"]["Function"]["Environment"]["Variables"]["BUCKET_NAME"] = {"Ref": "Bucket"}
-    assert circular_dependencies(json.dumps(template)) == []
     cycles = circular_dependencies(json.dumps(translate(template)))
     assert any("Bucket" in message for message in cycles), cycles
 
@@ -572,8 +593,12 @@ def test_batch_input_uploads_trigger_batch_function() -> None:
         {"Name": "suffix", "Value": ".jsonl"},
     ]
     permissions = resources_of_type(cfn(), "AWS::Lambda::Permission")
-    s3 = [p for p in permissions.values() if p["Properties"]["Principal"] == "s3.amazonaws.com"]
-    assert [p["Properties"]["FunctionName"] for p in s3] == [{"Ref": "BatchFunction"}]
+    s3 = [p["Properties"] for p in permissions.values() if p["Properties"]["Principal"] == "s3.amazonaws.com"]
+    assert [p["FunctionName"] for p in s3] == [{"Ref": "BatchFunction"}]
+    # Only this bucket, of this account, may start it.
+    assert text_of(s3[0]["SourceArn"]) == f"arn:${{AWS::Partition}}:s3:::{BUCKET}"
+    assert s3[0]["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert "BatchInputPermission" in as_list(resource("Bucket")["DependsOn"])
 
 
 def test_bucket_is_encrypted_private_and_tls_only() -> None:
