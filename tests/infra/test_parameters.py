@@ -34,6 +34,8 @@ SCENARIOS: dict[str, dict[str, str]] = {
     "existing table": {"ExistingTableName": OLD_TABLE},
     "existing bucket": {"ExistingBucketName": OLD_BUCKET},
     "both existing": {"ExistingTableName": OLD_TABLE, "ExistingBucketName": OLD_BUCKET},
+    "reserved concurrency": {"ChatReservedConcurrency": "200", "ApiReservedConcurrency": "50"},
+    "api gateway account already set": {"ConfigureApiGatewayAccount": "false"},
 }
 
 

@@ -468,12 +468,14 @@ def test_roles_are_written_out_with_no_managed_policies_and_no_names() -> None:
     """SAM's generated roles would attach AWS managed policies with `Resource: "*"` (logs, SQS
     polling); ours carry only inline statements. No names, so CAPABILITY_IAM is enough."""
     roles = resources_of_type(cfn(), "AWS::IAM::Role")
-    assert set(roles) == {role_of(f) for f in FUNCTIONS}
+    # Besides the functions' roles, API Gateway's account-level logging role (test_operations.py).
+    assert set(roles) == {role_of(f) for f in FUNCTIONS} | {"ApiGatewayLogsRole"}
     for logical_id, role in roles.items():
         assert not role["Properties"].get("ManagedPolicyArns"), logical_id
         assert "RoleName" not in role["Properties"], logical_id
         principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
-        assert principal == {"Service": "lambda.amazonaws.com"}
+        service = "apigateway" if logical_id == "ApiGatewayLogsRole" else "lambda"
+        assert principal == {"Service": f"{service}.amazonaws.com"}
     assert not resources_of_type(cfn(), "AWS::IAM::Policy")
     assert not resources_of_type(cfn(), "AWS::IAM::ManagedPolicy")
 
@@ -542,6 +544,8 @@ def test_queue_and_bucket_access_per_function() -> None:
     assert set(resources_for("BatchFunction", "sqs:ReceiveMessage")) == {"${BatchQueue.Arn}"}
     assert set(resources_for("StoreRetryFunction", "sqs:ReceiveMessage")) == {"${StoreRetryQueue.Arn}"}
     assert "${BatchQueue.Arn}" in resources_for("BatchFunction", "sqs:SendMessage")
+    # Lambda sends a failed asynchronous invocation to its destination with the function's role.
+    assert "${BatchInputFailureQueue.Arn}" in resources_for("BatchFunction", "sqs:SendMessage")
     payloads_only = {f"arn:${{AWS::Partition}}:s3:::{BUCKET}/payloads/*"}
     assert set(resources_for("ChatFunction", "s3:PutObject")) == payloads_only
     assert set(resources_for("StoreRetryFunction", "s3:PutObject")) == payloads_only
