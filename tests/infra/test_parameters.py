@@ -36,6 +36,7 @@ SCENARIOS: dict[str, dict[str, str]] = {
     "both existing": {"ExistingTableName": OLD_TABLE, "ExistingBucketName": OLD_BUCKET},
     "reserved concurrency": {"ChatReservedConcurrency": "200", "ApiReservedConcurrency": "50"},
     "api gateway account already set": {"ConfigureApiGatewayAccount": "false"},
+    "alarm e-mail": {"AlarmEmail": "ops@example.com"},
 }
 
 
