@@ -415,3 +415,34 @@ def test_alarms_cover_what_the_issue_asks() -> None:
     [ttft_id] = watched(NAMESPACE, "TimeToFirstToken")
     assert alarms()[ttft_id]["ExtendedStatistic"] == "p90"
     assert alarms()[ttft_id]["Threshold"] == {"Ref": "TtftP90ThresholdMs"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Docs
+# ------------------------------------------------------------------------------------------------
+def test_operations_doc_lists_every_parameter_with_its_default() -> None:
+    from tests.infra.sam import ROOT, load_template
+
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    text = text.split("## Parameters", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", text, flags=re.M))
+    parameters = load_template()["Parameters"]
+    assert set(rows) == set(parameters)
+    for name, parameter in parameters.items():
+        default = str(parameter.get("Default", ""))
+        assert rows[name].strip() == (f"`{default}`" if default else "empty"), name
+
+
+def test_readme_states_the_sam_cli_whose_translator_knows_the_streamed_route() -> None:
+    """The README's minimum is the translator this repository's checks pass with, or older."""
+    from importlib.metadata import version
+
+    from tests.infra.sam import ROOT
+
+    deploying = (ROOT / "README.md").read_text(encoding="utf-8").split("## Deploying", 1)[1]
+    minimum = re.search(r"aws-sam-translator\s+(\d+)\.(\d+)\.\d+", deploying)
+    assert minimum is not None and "SAM CLI 1.158.0 or later" in deploying
+    installed = tuple(int(part) for part in version("aws-sam-translator").split(".")[:2])
+    assert (int(minimum.group(1)), int(minimum.group(2))) == (1, 109) <= installed
+    for name in ("ExistingTableName", "ExistingBucketName", "BatchInputNotificationCommand"):
+        assert name in deploying, name
