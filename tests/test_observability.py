@@ -15,6 +15,8 @@ def test_completion_metrics_are_one_emf_document(capsys: pytest.CaptureFixture[s
     directive = line["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "ChatGateway"
     assert {"project", "model", "status"} <= set(directive["Dimensions"][0])
+    assert directive["Dimensions"][1] == ["service"]  # the stack-wide series the alarms read
+    assert line["service"] == "chat-gateway"
     names = {m["Name"] for m in directive["Metrics"]}
     assert names == {"Completions", "Latency", "TimeToFirstToken", "PromptTokens", "CompletionTokens"}
     assert (line["project"], line["model"], line["TimeToFirstToken"], line["CompletionTokens"]) == (

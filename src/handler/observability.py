@@ -54,7 +54,9 @@ def record_completion(
     completion_tokens: int,
 ) -> None:
     """One completion's figures as one EMF document: counts, latency, TTFT and tokens by project
-    and model (and status, so errors and missed deadlines are graphable).
+    and model (and status, so errors and missed deadlines are graphable), and once more by service
+    alone: a percentile can't be summed over dimensions, and an alarm can't search, so the stack's
+    TTFT alarm reads that series (`template.yaml`; tests/infra/test_operations.py checks the names).
 
     The document Powertools' `EphemeralMetrics` would print (same directive, `service` dimension,
     values as one-element lists), written directly: Powertools takes ~95 us per completion to build
@@ -76,7 +78,7 @@ def record_completion(
             "CloudWatchMetrics": [
                 {
                     "Namespace": _NAMESPACE,
-                    "Dimensions": [["project", "model", "status", "service"]],
+                    "Dimensions": [["project", "model", "status", "service"], ["service"]],
                     "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in metrics],
                 }
             ],

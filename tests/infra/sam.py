@@ -92,3 +92,85 @@ def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str,
         for logical_id, resource in template.get("Resources", {}).items()
         if resource.get("Type") == resource_type
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Conditions, the way CloudFormation applies them on deploy
+# ------------------------------------------------------------------------------------------------
+_NO_VALUE = object()
+
+
+def resolve(template: dict[str, Any], parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`template` as CloudFormation would deploy it with these parameter values (defaults for the
+    rest): Conditions evaluated, resources and outputs whose condition is false dropped, `Fn::If`
+    replaced by the branch taken, `AWS::NoValue` removed. Refs to the parameters given (and their
+    `${Name}` in `Fn::Sub` strings) become their values; the others stay Refs, so that a template
+    resolved with no parameters reads as written for the default case."""
+    given = {name: str(value) for name, value in (parameters or {}).items()}
+    declared = template.get("Parameters", {})
+    unknown = set(given) - set(declared)
+    assert not unknown, f"not parameters of the template: {sorted(unknown)}"
+    values = {name: str(p.get("Default", "")) for name, p in declared.items()} | given
+    definitions = template.get("Conditions", {})
+    evaluated: dict[str, bool] = {}
+
+    def scalar(node: Any) -> str:
+        if isinstance(node, dict) and set(node) == {"Ref"} and node["Ref"] in values:
+            return values[node["Ref"]]
+        assert not isinstance(node, dict | list), f"cannot evaluate {node!r} in a condition"
+        return str(node).lower() if isinstance(node, bool) else str(node)
+
+    def condition(name: str) -> bool:
+        if name not in evaluated:
+            evaluated[name] = truth(definitions[name])
+        return evaluated[name]
+
+    def truth(node: Any) -> bool:
+        [(fn, args)] = node.items()
+        if fn == "Fn::Equals":
+            return scalar(args[0]) == scalar(args[1])
+        if fn == "Fn::Not":
+            return not truth(args[0])
+        if fn == "Fn::And":
+            return all(truth(a) for a in args)
+        if fn == "Fn::Or":
+            return any(truth(a) for a in args)
+        if fn == "Condition":
+            return condition(args)
+        raise AssertionError(f"unknown condition function {fn}")
+
+    def substitute(text: str) -> str:
+        for name, value in given.items():
+            text = text.replace("${" + name + "}", value)
+        return text
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [v for v in (walk(item) for item in node) if v is not _NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if set(node) == {"Fn::If"}:
+            name, yes, no = node["Fn::If"]
+            return walk(yes if condition(name) else no)
+        if set(node) == {"Ref"}:
+            if node["Ref"] == "AWS::NoValue":
+                return _NO_VALUE
+            if node["Ref"] in given:
+                return given[node["Ref"]]
+        if set(node) == {"Fn::Sub"}:
+            sub = node["Fn::Sub"]
+            if isinstance(sub, str):
+                return {"Fn::Sub": substitute(sub)}
+            return {"Fn::Sub": [substitute(sub[0]), walk(sub[1])]}
+        return {k: v for k, v in ((k, walk(v)) for k, v in node.items()) if v is not _NO_VALUE}
+
+    resolved = copy.deepcopy(template)
+    for section in ("Resources", "Outputs"):
+        kept = {}
+        for logical_id, item in resolved.get(section, {}).items():
+            name = item.pop("Condition", None)
+            if name is None or condition(name):
+                kept[logical_id] = walk(item)
+        resolved[section] = kept
+    resolved.pop("Conditions", None)
+    return resolved

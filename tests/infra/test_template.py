@@ -21,6 +21,7 @@ import pytest
 from tests.infra.sam import (
     ROOT,
     load_template,
+    resolve,
     resources_of_type,
     template_text,
     translate,
@@ -75,12 +76,33 @@ def unexpected(findings: list[tuple[str, str]], ignores: dict[tuple[str, str], s
 
 
 @cache
-def _cfn() -> dict[str, Any]:
+def _raw() -> dict[str, Any]:
     return translated_template()
 
 
+@cache
+def _cfn() -> dict[str, Any]:
+    return resolve(_raw())
+
+
+def raw_cfn() -> dict[str, Any]:
+    """The translated template with its Conditions (what cfn-lint checks)."""
+    return _raw()
+
+
 def cfn() -> dict[str, Any]:
+    """The translated template as deployed with the default parameters."""
     return _cfn()
+
+
+@cache
+def _deployed_with(parameters: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return resolve(_raw(), dict(parameters))
+
+
+def deployed_with(**parameters: str) -> dict[str, Any]:
+    """The translated template as deployed with these parameters (defaults for the rest)."""
+    return _deployed_with(tuple(sorted(parameters.items())))
 
 
 def resource(logical_id: str) -> dict[str, Any]:
@@ -161,15 +183,14 @@ def test_sam_template_passes_cfn_lint() -> None:
 
 
 def test_translated_template_passes_cfn_lint() -> None:
-    assert unexpected(lint(json.dumps(cfn())), TRANSLATED_IGNORES) == []
+    assert unexpected(lint(json.dumps(raw_cfn())), TRANSLATED_IGNORES) == []
 
 
 def test_translated_lint_catches_the_bucket_function_cycle() -> None:
-    """The check above is not vacuous: naming the bucket by Ref (the classic mistake) is a cycle that
-    only the translated template shows (bucket notification -> function -> environment -> bucket)."""
+    """The check above is not vacuous: naming the bucket by Ref (the classic mistake) is a cycle
+    (bucket notification -> function -> environment -> bucket) that the translated lint reports."""
     template = load_template()
     template["Globals"]["Function"]["Environment"]["Variables"]["BUCKET_NAME"] = {"Ref": "Bucket"}
-    assert circular_dependencies(json.dumps(template)) == []
     cycles = circular_dependencies(json.dumps(translate(template)))
     assert any("Bucket" in message for message in cycles), cycles
 
@@ -189,6 +210,22 @@ def test_layer_is_built_from_layers_deps_for_python313_arm64() -> None:
     assert "build-DepsLayer:" in makefile
     assert "manylinux2014_aarch64" in makefile and "--python-version 3.13" in makefile
     assert "botocore" in makefile.split("RUNTIME_PROVIDED :=")[1].splitlines()[0]
+
+
+def test_layer_name_is_per_stack() -> None:
+    """A layer's name is shared by every stack of an account and region: two stacks must not
+    publish versions of one layer."""
+    [layer] = [r for lid, r in resources_of_type(cfn(), "AWS::Lambda::LayerVersion").items()]
+    assert text_of(layer["Properties"]["LayerName"]) == "${AWS::StackName}-deps"
+
+
+def test_buffered_function_ends_before_api_gateway_gives_up() -> None:
+    """API Gateway answers 504 after 29 s on a buffered integration; ApiFunction must not outlive
+    that. The streamed route may run 15 minutes, and its function as long."""
+    assert props("ApiFunction")["Timeout"] < 29
+    assert "Timeout" not in load_template()["Globals"]["Function"]
+    buffered = integration("/{proxy+}", "x-amazon-apigateway-any-method")
+    assert buffered.get("timeoutInMillis", 29000) <= 29000
 
 
 HANDLERS = {
@@ -247,8 +284,12 @@ def test_chat_function_runs_under_the_lambda_web_adapter() -> None:
         text_of(layer) for layer in props("ChatFunction")["Layers"] if "LambdaAdapterLayer" in text_of(layer)
     ]
     assert adapter == [
-        "arn:${AWS::Partition}:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:27"
+        "arn:${AWS::Partition}:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:"
+        "${WebAdapterLayerVersion}"
     ]
+    # Availability differs by region: the version is a parameter, defaulting to a published one.
+    version = load_template()["Parameters"]["WebAdapterLayerVersion"]
+    assert version["Type"] == "Number" and version["Default"] >= 27
     # The integration may stream for 15 minutes; the function must be allowed to run as long.
     assert props("ChatFunction")["Timeout"] == 900
     for other in ("ApiFunction", "BatchFunction", "StoreRetryFunction"):
@@ -427,12 +468,14 @@ def test_roles_are_written_out_with_no_managed_policies_and_no_names() -> None:
     """SAM's generated roles would attach AWS managed policies with `Resource: "*"` (logs, SQS
     polling); ours carry only inline statements. No names, so CAPABILITY_IAM is enough."""
     roles = resources_of_type(cfn(), "AWS::IAM::Role")
-    assert set(roles) == {role_of(f) for f in FUNCTIONS}
+    # Besides the functions' roles, API Gateway's account-level logging role (test_operations.py).
+    assert set(roles) == {role_of(f) for f in FUNCTIONS} | {"ApiGatewayLogsRole"}
     for logical_id, role in roles.items():
         assert not role["Properties"].get("ManagedPolicyArns"), logical_id
         assert "RoleName" not in role["Properties"], logical_id
         principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
-        assert principal == {"Service": "lambda.amazonaws.com"}
+        service = "apigateway" if logical_id == "ApiGatewayLogsRole" else "lambda"
+        assert principal == {"Service": f"{service}.amazonaws.com"}
     assert not resources_of_type(cfn(), "AWS::IAM::Policy")
     assert not resources_of_type(cfn(), "AWS::IAM::ManagedPolicy")
 
@@ -501,6 +544,8 @@ def test_queue_and_bucket_access_per_function() -> None:
     assert set(resources_for("BatchFunction", "sqs:ReceiveMessage")) == {"${BatchQueue.Arn}"}
     assert set(resources_for("StoreRetryFunction", "sqs:ReceiveMessage")) == {"${StoreRetryQueue.Arn}"}
     assert "${BatchQueue.Arn}" in resources_for("BatchFunction", "sqs:SendMessage")
+    # Lambda sends a failed asynchronous invocation to its destination with the function's role.
+    assert "${BatchInputFailureQueue.Arn}" in resources_for("BatchFunction", "sqs:SendMessage")
     payloads_only = {f"arn:${{AWS::Partition}}:s3:::{BUCKET}/payloads/*"}
     assert set(resources_for("ChatFunction", "s3:PutObject")) == payloads_only
     assert set(resources_for("StoreRetryFunction", "s3:PutObject")) == payloads_only
@@ -552,8 +597,12 @@ def test_batch_input_uploads_trigger_batch_function() -> None:
         {"Name": "suffix", "Value": ".jsonl"},
     ]
     permissions = resources_of_type(cfn(), "AWS::Lambda::Permission")
-    s3 = [p for p in permissions.values() if p["Properties"]["Principal"] == "s3.amazonaws.com"]
-    assert [p["Properties"]["FunctionName"] for p in s3] == [{"Ref": "BatchFunction"}]
+    s3 = [p["Properties"] for p in permissions.values() if p["Properties"]["Principal"] == "s3.amazonaws.com"]
+    assert [p["FunctionName"] for p in s3] == [{"Ref": "BatchFunction"}]
+    # Only this bucket, of this account, may start it.
+    assert text_of(s3[0]["SourceArn"]) == f"arn:${{AWS::Partition}}:s3:::{BUCKET}"
+    assert s3[0]["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert "BatchInputPermission" in as_list(resource("Bucket")["DependsOn"])
 
 
 def test_bucket_is_encrypted_private_and_tls_only() -> None:
