@@ -14,6 +14,7 @@ import platform
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +112,9 @@ def _key(*parts: bytes) -> str:
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:12]
 
 
-def _cached(name: str, build: bool, builder: object) -> Path | None:
+def _cached(name: str, build: bool, builder: Callable[[Path], None]) -> Path | None:
+    """`.bench/<name>`, built by `builder` (into a staging directory) on a miss when `build`; older
+    builds of the same kind are removed."""
     target = CACHE / name
     if (target / ".complete").exists():
         return target
@@ -120,7 +123,7 @@ def _cached(name: str, build: bool, builder: object) -> Path | None:
     staging = CACHE / f"{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    builder(staging)  # type: ignore[operator]
+    builder(staging)
     (staging / ".complete").write_text("built by benchmarks/shipped.py\n")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
