@@ -6,7 +6,11 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 EVENT ?= events/chat_completion.json
 
+<<<<<<< HEAD
 .PHONY: dev test test-unit lint format invoke bench batch clean venv
+=======
+.PHONY: dev test lint format invoke bench batch build clean venv
+>>>>>>> issue-12
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +52,22 @@ invoke: $(STAMP)
 batch: $(STAMP)
 	@test -n "$(FILE)" || { echo "usage: make batch FILE=requests.jsonl [OUT=path]"; exit 2; }
 	$(PY) -m gatewayctl batch $(FILE) $(if $(OUT),--out $(OUT))
+
+## Build what deploys (.aws-sam/build), CPython 3.13 bytecode included (layers/deps/Makefile,
+## src/Makefile): `sam build` with a Python 3.13 of this machine (python3.13 on PATH, or
+## PYTHON313=/path/to/python3.13), else `sam build --use-container` (SAM's python3.13 build image).
+build:
+	@if [ -n "$(PYTHON313)" ]; then \
+	  PYTHON313="$(PYTHON313)" sam build $(SAM_ARGS); \
+	elif python3.13 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then \
+	  sam build $(SAM_ARGS); \
+	elif docker info >/dev/null 2>&1; then \
+	  sam build --use-container $(SAM_ARGS); \
+	else \
+	  echo "make build: no Python 3.13 here (python3.13 on PATH, or PYTHON313=/path/to/python3.13) and no" >&2; \
+	  echo "  Docker for \`sam build --use-container\`: nothing can produce the CPython 3.13 bytecode that ships." >&2; \
+	  exit 2; \
+	fi
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)

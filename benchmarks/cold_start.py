@@ -28,6 +28,20 @@ class LambdaContext:
         return 30_000
 
 
+def compiled_at_start() -> int:
+    """Modules loaded from a .py that has no bytecode beside it: compiled by this start (where
+    bytecode writing is off, as on Lambda, by every start)."""
+    import os
+
+    count = 0
+    for mod in list(sys.modules.values()):
+        spec = getattr(mod, "__spec__", None)
+        origin, cached = getattr(spec, "origin", None), getattr(spec, "cached", None)
+        if origin and origin.endswith(".py") and cached and not os.path.exists(cached):
+            count += 1
+    return count
+
+
 def main() -> None:
     event_path, out_path, target = sys.argv[1:4]
     with open(event_path) as f:
@@ -38,19 +52,25 @@ def main() -> None:
     else:
         from handler.entrypoints.http import lambda_handler
     imported = time.monotonic()
+    cpu_imported = time.process_time()
+    if "BENCH_MARK_IMPORTED" in __import__("os").environ:  # benchmarks/importtime.py: phases
+        sys.stderr.write("import time: -- handler imported --\n")
     response = lambda_handler(event, LambdaContext())
     answered = time.monotonic()
     cpu = time.process_time()  # CPU time of this process since it began: steadier than wall time
+    module = sys.modules[lambda_handler.__module__]
     result = {
         "started": started,
         "importing": importing,
         "imported": imported,
         "answered": answered,
         "cpu": cpu,
+        "cpu_imported": cpu_imported,
         "status": response.get("statusCode"),
         "body": str(response.get("body"))[:300],
         "modules": len(sys.modules),
-        "handler_file": getattr(sys.modules.get("handler"), "__file__", None),
+        "handler_file": getattr(module, "__file__", None),
+        "compiled_at_start": compiled_at_start(),
     }
     with open(out_path, "w") as f:
         json.dump(result, f)

@@ -29,6 +29,22 @@ from benchmarks.common import PYTHON, ROOT, Summary, child_env, median, percenti
 from benchmarks.emulation import NO_STORE, STORE, TEMPLATED, Emulation
 
 SECTIONS = ("cold", "warm", "http", "rss", "size")
+SHIPPED = "store off, as shipped"
+SHIPPED_BARE = "bare FastAPI + Mangum, as shipped (reference)"
+SHIPPED_RATIO = "Cold start as shipped, gateway / bare"
+
+
+@dataclass
+class Variant:
+    """One cold-start row's process: the event's project, what it imports, and how it is started."""
+
+    project: str
+    target: str  # "gateway" or "bare"
+    env: dict[str, str]
+    python: str
+    script: str
+    flags: tuple[str, ...] = ()
+    imports_from: str = ""  # the handler's module must come from here
 
 
 @dataclass
@@ -101,66 +117,124 @@ class Bench:
 
     def cold(self, aws: Emulation) -> None:
         from benchmarks.common import api_event
+        from benchmarks.shipped import shipped, snapshot
 
         runs = self.args.cold_runs
-        nopyc = self._uncompiled_source()
         src = {"PYTHONPATH": str(ROOT / "src")}
-        variants: dict[str, tuple[str, str, dict[str, str]]] = {
-            "store off": (NO_STORE, "gateway", src),
-            "store on": (STORE, "gateway", src),
-            "store off, project with a system prompt template": (TEMPLATED, "gateway", src),
-            "store off, src/ not byte-compiled (as deployed)": (
+        dev = (self.python, str(ROOT / "benchmarks" / "cold_start.py"))
+        variants: dict[str, Variant] = {
+            "store off": Variant(NO_STORE, "gateway", src, *dev),
+            "store on": Variant(STORE, "gateway", src, *dev),
+            "store off, project with a system prompt template": Variant(TEMPLATED, "gateway", src, *dev),
+            "bare FastAPI + Mangum (reference)": Variant(NO_STORE, "bare", {"PYTHONPATH": str(ROOT)}, *dev),
+        }
+        # As shipped: what the build recipes produce (the layer, the function code, and the floor's
+        # code built the same way), read-only, bytecode writing off, the runtime's boto3 after the
+        # layer; run by a Python 3.13 when this machine has one.
+        try:
+            ship, ship_note = shipped(self.tmp, build=not self.args.offline)
+        except RuntimeError as exc:
+            ship, ship_note = None, f"could not build: {str(exc)[:200]}"
+        if ship is not None:
+            driver = self.tmp / "shipped" / "driver"  # sys.path[0]: a directory holding only the script
+            driver.mkdir()
+            shutil.copy2(ROOT / "benchmarks" / "cold_start.py", driver / "cold_start.py")
+            flags = ("-X", "frozen_modules=on", "-B")
+            off = {"PYTHONDONTWRITEBYTECODE": "1"}
+            variants[SHIPPED] = Variant(
                 NO_STORE,
                 "gateway",
-                {"PYTHONPATH": str(nopyc), "PYTHONDONTWRITEBYTECODE": "1"},
-            ),
-            "bare FastAPI + Mangum (reference)": (NO_STORE, "bare", {"PYTHONPATH": str(ROOT)}),
-        }
+                {"PYTHONPATH": ship.pythonpath(ship.task), **off},
+                str(ship.python),
+                str(driver / "cold_start.py"),
+                flags,
+                str(ship.task),
+            )
+            variants[SHIPPED_BARE] = Variant(
+                NO_STORE,
+                "bare",
+                {"PYTHONPATH": ship.pythonpath(ship.bare_task), **off},
+                str(ship.python),
+                str(driver / "cold_start.py"),
+                flags,
+                str(ship.bare_task),
+            )
+            before = snapshot(self.tmp / "shipped")
         events = {}
-        for label, (project, _, _) in variants.items():
-            events[label] = self.tmp / f"event-{project}.json"
-            events[label].write_text(json.dumps(api_event(project, store=project == STORE)))
+        for label, variant in variants.items():
+            events[label] = self.tmp / f"event-{variant.project}.json"
+            events[label].write_text(json.dumps(api_event(variant.project, store=variant.project == STORE)))
         samples: dict[str, list[dict[str, float]]] = {label: [] for label in variants}
-        # The first run of each compiles bytecode and warms the page cache: not counted.
+        # The first run of each writes bytecode (the dev trees) and warms the page cache: not counted.
         warmups = 0 if self.args.quick else 1
         self.log(f"cold start: {len(variants)} variants x {runs} runs (+{warmups} warm-up each)")
         for run in range(runs + warmups):
-            for label, (_, target, extra) in variants.items():
-                result = self._cold_once(events[label], target, {**aws.env, **extra})
+            for label, variant in variants.items():
+                result = self._cold_once(events[label], variant, aws.env)
                 if result.get("status") != 200:
                     raise RuntimeError(
                         f"cold start ({label}) answered {result.get('status')}: {result.get('body')}"
                     )
-                if "not byte-compiled" in label and not str(result.get("handler_file", "")).startswith(
-                    str(nopyc)
-                ):
-                    raise RuntimeError(f"the uncompiled copy of src/ was not the one imported: {result}")
                 if run >= warmups:
                     samples[label].append(result)
+        if ship is not None and snapshot(self.tmp / "shipped") != before:
+            raise RuntimeError("the shipped trees changed while they ran: they must be read-only")
         self.raw["cold"] = samples
         for label, results in samples.items():
             totals = [r["total_ms"] for r in results]
             reference = "reference" in label
+            note = ""
+            if label in (SHIPPED, SHIPPED_BARE):
+                assert ship is not None
+                note = f"Python {ship.version}" + ("" if ship.version == "3.13" else f": {ship_note}")
+            budget = None if reference or label == SHIPPED else 300.0
             self.rows.append(
-                Row(f"Cold start, {label}", "ms", Summary.runs(totals), budget=None if reference else 300.0)
+                Row(f"Cold start, {label}", "ms", Summary.runs(totals), budget=budget, note=note)
             )
             parts = {
                 k: median([r[k] for r in results])
-                for k in ("interpreter_ms", "import_ms", "request_ms", "cpu_ms")
+                for k in ("interpreter_ms", "import_ms", "request_ms", "cpu_ms", "cpu_init_ms")
             }
+            compiled = max(r.get("compiled_at_start", 0) for r in results)
             self.details.append(
                 f"Cold start, {label}: interpreter start {parts['interpreter_ms']:.0f} ms + import "
                 f"{parts['import_ms']:.0f} ms + first request {parts['request_ms']:.0f} ms; CPU time "
-                f"{parts['cpu_ms']:.0f} ms (medians; {results[0]['modules']} modules loaded)"
+                f"{parts['cpu_ms']:.0f} ms, {parts['cpu_init_ms']:.0f} of them before the first request (medians; "
+                f"{results[0]['modules']} modules loaded, "
+                f"{compiled} compiled from source at start)"
             )
+        if ship is None:
+            for label in (SHIPPED, SHIPPED_BARE):
+                self.rows.append(Row(f"Cold start, {label}", "ms", note=ship_note))
+            self.rows.append(Row(SHIPPED_RATIO, "x", budget=1.25, note=ship_note))
+            return
+        gateway, bare = samples[SHIPPED], samples[SHIPPED_BARE]
+        wall = [g["total_ms"] / b["total_ms"] for g, b in zip(gateway, bare, strict=True)]
+        g_ms, b_ms = [r["total_ms"] for r in gateway], [r["total_ms"] for r in bare]
+        cpu = median([r["cpu_ms"] for r in gateway]) / median([r["cpu_ms"] for r in bare])
+        self.rows.append(
+            Row(
+                SHIPPED_RATIO,
+                "x",
+                Summary(
+                    median(g_ms) / median(b_ms),
+                    percentile(g_ms, 99) / percentile(b_ms, 99),
+                    min(wall),
+                    max(wall),
+                    len(wall),
+                ),
+                budget=1.25,
+                note=f"CPU time ratio {cpu:.2f}x; p99: ratio of the p99s; spread: run by run",
+            )
+        )
 
-    def _cold_once(self, event: Path, target: str, env: dict[str, str]) -> dict[str, Any]:
+    def _cold_once(self, event: Path, variant: Variant, aws_env: dict[str, str]) -> dict[str, Any]:
         out = self.tmp / "cold.json"
         out.unlink(missing_ok=True)
-        script = ROOT / "benchmarks" / "cold_start.py"
+        env = {**aws_env, **variant.env}
         spawned = time.monotonic()
         proc = subprocess.run(
-            [self.python, str(script), str(event), str(out), target],
+            [variant.python, *variant.flags, variant.script, str(event), str(out), variant.target],
             cwd=ROOT,
             env=child_env(env),
             stdout=subprocess.DEVNULL,
@@ -172,19 +246,17 @@ class Bench:
                 f"cold start process failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"
             )
         result: dict[str, Any] = json.loads(out.read_text())
+        if variant.imports_from and not str(result.get("handler_file") or "").startswith(
+            variant.imports_from
+        ):
+            raise RuntimeError(f"the code under {variant.imports_from} was not the one imported: {result}")
         result["total_ms"] = (result["answered"] - spawned) * 1000
         result["interpreter_ms"] = (result["started"] - spawned) * 1000
         result["import_ms"] = (result["imported"] - result["importing"]) * 1000
         result["request_ms"] = (result["answered"] - result["imported"]) * 1000
         result["cpu_ms"] = result["cpu"] * 1000
+        result["cpu_init_ms"] = result["cpu_imported"] * 1000  # interpreter start and import
         return result
-
-    def _uncompiled_source(self) -> Path:
-        """A copy of src/ without __pycache__, read with bytecode writing off: every start compiles it,
-        as on Lambda, where `sam build` ships .py files into a read-only /var/task."""
-        target = self.tmp / "src"
-        shutil.copytree(ROOT / "src", target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        return target
 
     # -- warm, in-process --------------------------------------------------------------------------
 
@@ -366,7 +438,7 @@ class Bench:
             )
             biggest = ", ".join(f"{n} {s / 1e6:.1f}" for n, s in layer.largest)
             self.details.append(f"Layer, largest entries (MB): {biggest}")
-        code = code_size()
+        code = code_size(self.tmp)
         self.rows.append(
             Row(
                 "Function code (src/), unzipped",
@@ -465,6 +537,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "size" not in args.skip:
             bench.size()
     finally:
+        from benchmarks.shipped import writable
+
+        writable(bench.tmp)  # the shipped trees are read-only
         shutil.rmtree(bench.tmp, ignore_errors=True)
     loads.append(os.getloadavg()[0])
     print(

@@ -1,8 +1,9 @@
 """Package sizes: the dependencies layer as Lambda unpacks it, and the function code (src/).
 
-The layer is built the way it ships to arm64 Lambda (manylinux2014_aarch64 wheels for CPython 3.13,
-no byte-compilation, as `sam build` unpacks wheels) and cached under .bench/ by the requirements'
-hash, so only the first run needs PyPI.
+The layer is built the way it ships to arm64 Lambda (its recipe, layers/deps/Makefile:
+manylinux2014_aarch64 wheels for CPython 3.13, byte-compiled by a Python 3.13) and cached under
+.bench/ by the recipe's and the requirements' hash, so only the first run needs PyPI. The function
+code is what src/Makefile builds. Both are measured with their bytecode, as they ship.
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ class Size:
     largest: list[tuple[str, int]] = field(default_factory=list)  # top-level entries by size
 
 
-def _files(root: Path) -> list[Path]:
-    skip = ("__pycache__", ".egg-info")
+def _files(root: Path, bytecode: bool) -> list[Path]:
+    skip = (".egg-info",) if bytecode else ("__pycache__", ".egg-info")
     return sorted(
-        p for p in root.rglob("*") if p.is_file() and not any(part.endswith(skip) for part in p.parts)
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.endswith(skip) for part in p.relative_to(root).parts)
     )
 
 
-def measure(root: Path, prefix: str = "") -> Size:
-    files = _files(root)
+def measure(root: Path, prefix: str = "", bytecode: bool = True) -> Size:
+    files = _files(root, bytecode)
     buffer = io.BytesIO()
     by_top: Counter[str] = Counter()
     total = 0
@@ -100,9 +103,21 @@ def _prune(prefix: str, keep: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+def _recipe_python() -> tuple[str, str]:
+    """The Python the recipes run with here: a 3.13, else this one (the sizes then say so)."""
+    from benchmarks.shipped import _version, python313
+
+    found = python313()
+    python = str(found) if found is not None else PYTHON
+    return python, _version(python) or "3.13"
+
+
 def layer_dir(build: bool) -> Path | None:
     """The built layer (its python/ directory), building it on a cache miss when `build`."""
-    key = hashlib.sha256(REQUIREMENTS.read_bytes() + LAYER_MAKEFILE.read_bytes()).hexdigest()[:12]
+    python, version = _recipe_python()
+    key = hashlib.sha256(
+        REQUIREMENTS.read_bytes() + LAYER_MAKEFILE.read_bytes() + version.encode()
+    ).hexdigest()[:12]
     target = CACHE / f"layer-{key}"
     if (target / ".complete").exists():
         return target / "python"
@@ -120,7 +135,8 @@ def layer_dir(build: bool) -> Path | None:
             str(LAYER_MAKEFILE.parent),
             "build-DepsLayer",
             f"ARTIFACTS_DIR={staging}",
-            f"PIP={PYTHON} -m pip",
+            f"PYTHON313={python}",
+            f"PYTHON_VERSION={version}",
         ],
         capture_output=True,
         text=True,
@@ -139,6 +155,11 @@ def layer_size(build: bool) -> Size | None:
     return None if path is None else measure(path, "python/")
 
 
-def code_size() -> Size:
-    """src/ as `CodeUri: src/` ships it (no __pycache__, no egg-info)."""
-    return measure(ROOT / "src")
+def code_size(tmp: Path) -> Size:
+    """The function code as src/Makefile builds it for `CodeUri: src/` (bytecode included)."""
+    from benchmarks.shipped import CODE_DIR, make
+
+    python, version = _recipe_python()
+    target = tmp / "code-size"
+    make(CODE_DIR, "build-ApiFunction", target, PYTHON313=python, PYTHON_VERSION=version)
+    return measure(target)

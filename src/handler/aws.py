@@ -76,6 +76,14 @@ def boto3_session() -> Any:
     return boto3.session.Session(botocore_session=_session())
 
 
+def forget_credentials() -> None:
+    """Drop the credentials the shared session resolved, keeping its parsed service models (a SnapStart
+    restore: credentials resolved before the snapshot are short-lived and shared by every restored
+    environment). The next client resolves them again from the environment."""
+    if _session.cache_info().currsize:
+        _session()._credentials = None  # botocore has no public way to forget them
+
+
 def reset_clients() -> None:
     """Forget every client (tests switch endpoints between cases). The session stays: it holds
     only the parsed service models, and endpoints are read from the environment per client."""

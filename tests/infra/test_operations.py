@@ -119,7 +119,7 @@ def test_failed_batch_uploads_go_to_a_failure_queue() -> None:
     [config] = resources_of_type(cfn(), "AWS::Lambda::EventInvokeConfig").values()
     p = config["Properties"]
     assert p["FunctionName"] == {"Ref": "BatchFunction"}
-    assert p["Qualifier"] == "$LATEST"
+    assert p["Qualifier"] == "live"  # the alias S3 invokes (AutoPublishAlias)
     assert p["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["BatchInputFailureQueue", "Arn"]
     }

@@ -39,6 +39,9 @@ RUN_SH = ROOT / "src" / "run.sh"
 LAYER_REQUIREMENTS = ROOT / "layers" / "deps" / "requirements.txt"
 # The Lambda python3.13 runtime ships these; the layer must not carry (or shadow) them.
 RUNTIME_PROVIDED = {"boto3", "botocore"}
+# Modules the Lambda Python runtime itself provides (imported only when present): SnapStart's
+# runtime hooks (https://docs.aws.amazon.com/lambda/latest/dg/snapstart-runtime-hooks-python.html).
+LAMBDA_RUNTIME_MODULES = ("snapshot_restore_py",)
 
 
 def pins(requirements: list[str]) -> dict[str, str]:
@@ -154,7 +157,7 @@ def test_function_code_imports_only_the_runtime_dependencies() -> None:
     stray: dict[str, list[str]] = {}
     for path in modules:
         for name in module_imports(path):
-            if name in sys.stdlib_module_names or name == "handler":
+            if name in sys.stdlib_module_names or name in ("handler", *LAMBDA_RUNTIME_MODULES):
                 continue
             dists = {canonicalize_name(d) for d in installed.get(name, [])}
             if name == "gatewayctl" or not dists & allowed:

@@ -32,6 +32,13 @@ REGIONS = ["us-east-1", "eu-west-1"]
 STREAMED_PATH = "/api/v1/chat/completions"
 FUNCTIONS = ("ApiFunction", "ChatFunction", "BatchFunction", "StoreRetryFunction")
 
+
+def alias(function: str) -> str:
+    """The `live` alias SAM makes for AutoPublishAlias: what API Gateway, the SQS mappings and the
+    bucket notification invoke (a published version, so that SnapStart can apply)."""
+    return f"{function}Aliaslive"
+
+
 # Warnings accepted from cfn-lint, as (rule id, text the message must contain): why each is fine.
 SAM_TEMPLATE_IGNORES: dict[tuple[str, str], str] = {}
 TRANSLATED_IGNORES: dict[tuple[str, str], str] = {
@@ -208,7 +215,10 @@ def test_layer_is_built_from_layers_deps_for_python313_arm64() -> None:
     # The makefile build installs arm64 / CPython 3.13 wheels and drops what the runtime provides.
     makefile = (ROOT / "layers" / "deps" / "Makefile").read_text()
     assert "build-DepsLayer:" in makefile
-    assert "manylinux2014_aarch64" in makefile and "--python-version 3.13" in makefile
+    assert "PLATFORM ?= manylinux2014_aarch64" in makefile and "PYTHON_VERSION ?= 3.13" in makefile
+    assert "--platform $(PLATFORM)" in makefile and "--python-version $(PYTHON_VERSION)" in makefile
+    # ... and ships CPython 3.13 bytecode (tests/infra/test_build.py runs it and checks the output).
+    assert "compileall" in makefile and "--invalidation-mode unchecked-hash" in makefile
     assert "botocore" in makefile.split("RUNTIME_PROVIDED :=")[1].splitlines()[0]
 
 
@@ -251,6 +261,50 @@ def test_functions_share_code_runtime_architecture_and_the_deps_layer() -> None:
         assert p["TracingConfig"] == {"Mode": "Active"}
         assert {"Ref": layer_ids[0]} in p["Layers"], name
     assert set(resources_of_type(cfn(), "AWS::Lambda::Function")) == set(FUNCTIONS)
+
+
+def test_function_code_is_built_by_src_makefile() -> None:
+    """SAM's makefile build method runs `make build-<LogicalId>` in the CodeUri directory (and, for
+    functions sharing a CodeUri, only the first function's target): src/Makefile has one per function,
+    and each byte-compiles the code (tests/infra/test_build.py runs it)."""
+    sam = load_template()["Resources"]
+    makefile = (ROOT / "src" / "Makefile").read_text(encoding="utf-8")
+    for function in FUNCTIONS:
+        assert sam[function]["Metadata"] == {"BuildMethod": "makefile"}, function
+    targets = re.search(r"^FUNCTIONS := (.+)$", makefile, re.MULTILINE)
+    assert targets is not None and set(targets.group(1).split()) == set(FUNCTIONS)
+    assert "$(addprefix build-,$(FUNCTIONS)):" in makefile
+    assert "compileall" in makefile and "--invalidation-mode unchecked-hash" in makefile
+
+
+SNAPSTART_FUNCTIONS = ("ApiFunction", "BatchFunction", "StoreRetryFunction")
+
+
+def test_snapstart_is_a_parameter_off_by_default_on_published_versions() -> None:
+    """SnapStart applies to published versions only (AutoPublishAlias publishes one per deploy) and
+    is off unless the SnapStart parameter says "on"
+    (https://docs.aws.amazon.com/lambda/latest/dg/snapstart-activate.html)."""
+    sam = load_template()
+    parameter = sam["Parameters"]["SnapStart"]
+    assert parameter["Default"] == "off" and parameter["AllowedValues"] == ["off", "on"]
+    assert sam["Conditions"]["SnapStartOn"] == {"Fn::Equals": [{"Ref": "SnapStart"}, "on"]}
+    assert sam["Globals"]["Function"]["AutoPublishAlias"] == "live"
+    for function in FUNCTIONS:
+        assert resource(alias(function))["Type"] == "AWS::Lambda::Alias"
+        snapstart = sam["Resources"][function]["Properties"].get("SnapStart")  # as written
+        if function in SNAPSTART_FUNCTIONS:
+            assert snapstart == {"ApplyOn": {"Fn::If": ["SnapStartOn", "PublishedVersions", "None"]}}
+        else:  # ChatFunction: its hooks could not run in uvicorn's process (see template.yaml)
+            assert snapstart is None, function
+
+
+@pytest.mark.parametrize("function", SNAPSTART_FUNCTIONS)
+def test_snapstart_functions_register_the_runtime_hooks(function: str) -> None:
+    """Lambda ignores hooks that the handler's module does not import
+    (https://docs.aws.amazon.com/lambda/latest/dg/snapstart-runtime-hooks-python.html)."""
+    module = HANDLERS[function].rpartition(".")[0]
+    source = (ROOT / "src" / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+    assert re.search(r"^snapstart\.register\(", source, re.MULTILINE), module
 
 
 @pytest.mark.parametrize("function", ["ApiFunction", "BatchFunction", "StoreRetryFunction"])
@@ -301,7 +355,7 @@ def test_streamed_route_is_a_response_streaming_integration_to_chat_function() -
     uri = text_of(chat["uri"])
     assert chat["type"] == "aws_proxy"
     assert uri.endswith("/response-streaming-invocations"), uri
-    assert "${ChatFunction.Arn}" in uri
+    assert "${" + alias("ChatFunction") + "}" in uri
     assert chat["responseTransferMode"] == "STREAM"
     assert chat["timeoutInMillis"] == 900000
 
@@ -328,9 +382,7 @@ def test_every_other_route_goes_to_api_function_buffered() -> None:
         target = integration(path, method)
         uri = text_of(target["uri"])
         assert target["type"] == "aws_proxy"
-        assert "${ApiFunction.Arn}" in uri and uri.endswith(
-            "/2015-03-31/functions/${ApiFunction.Arn}/invocations"
-        )
+        assert uri.endswith("/2015-03-31/functions/${" + alias("ApiFunction") + "}/invocations")
         assert "responseTransferMode" not in target
 
 
@@ -341,7 +393,7 @@ def test_api_gateway_may_invoke_both_http_functions() -> None:
         for p in permissions.values()
         if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
     }
-    assert invoked == {"ApiFunction", "ChatFunction"}
+    assert invoked == {alias("ApiFunction"), alias("ChatFunction")}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -582,7 +634,7 @@ def test_queue_redrive_visibility_and_event_source(queue: str, dlq: str, functio
         if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}
     ]
     assert len(mappings) == 1
-    assert mappings[0]["FunctionName"] == {"Ref": function}
+    assert mappings[0]["FunctionName"] == {"Ref": alias(function)}
     assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
@@ -590,7 +642,7 @@ def test_batch_input_uploads_trigger_batch_function() -> None:
     bucket = props("Bucket")
     assert text_of(bucket["BucketName"]) == BUCKET  # the same name the policies and BUCKET_NAME spell out
     [config] = bucket["NotificationConfiguration"]["LambdaConfigurations"]
-    assert config["Function"] == {"Fn::GetAtt": ["BatchFunction", "Arn"]}
+    assert config["Function"] == {"Ref": alias("BatchFunction")}
     assert config["Event"] == "s3:ObjectCreated:*"
     assert config["Filter"]["S3Key"]["Rules"] == [
         {"Name": "prefix", "Value": "batches/input/"},
@@ -598,7 +650,7 @@ def test_batch_input_uploads_trigger_batch_function() -> None:
     ]
     permissions = resources_of_type(cfn(), "AWS::Lambda::Permission")
     s3 = [p["Properties"] for p in permissions.values() if p["Properties"]["Principal"] == "s3.amazonaws.com"]
-    assert [p["FunctionName"] for p in s3] == [{"Ref": "BatchFunction"}]
+    assert [p["FunctionName"] for p in s3] == [{"Ref": alias("BatchFunction")}]
     # Only this bucket, of this account, may start it.
     assert text_of(s3[0]["SourceArn"]) == f"arn:${{AWS::Partition}}:s3:::{BUCKET}"
     assert s3[0]["SourceAccount"] == {"Ref": "AWS::AccountId"}

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from handler.entrypoints import snapstart
 from handler.observability import logger
+
+snapstart.register()  # SnapStart's runtime hooks (a no-op off Lambda)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,10 +7,13 @@ from typing import Any
 
 from mangum import Mangum
 
+from handler.entrypoints import snapstart
 from handler.observability import logger, tracer
 from handler.wiring import create_app
 
-_mangum = Mangum(create_app(), lifespan="off")
+_app = create_app()
+_mangum = Mangum(_app, lifespan="off")
+snapstart.register(_app)  # SnapStart's runtime hooks (a no-op off Lambda)
 _loop: asyncio.AbstractEventLoop | None = None
 
 

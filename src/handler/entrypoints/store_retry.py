@@ -10,7 +10,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from handler.entrypoints import snapstart
 from handler.observability import logger
+
+snapstart.register()  # SnapStart's runtime hooks (a no-op off Lambda)
 
 
 @cache

@@ -32,3 +32,9 @@ def shared_client() -> httpx.AsyncClient:
         )
         _clients[loop] = client
     return client
+
+
+def forget_clients() -> None:
+    """Drop every pooled client without closing it (a SnapStart restore: its connections belong to
+    the snapshot, not to this environment). The next request builds a new one."""
+    _clients.clear()
