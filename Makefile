@@ -6,11 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 EVENT ?= events/chat_completion.json
 
-<<<<<<< HEAD
-.PHONY: dev test test-unit lint format invoke bench batch clean venv
-=======
-.PHONY: dev test lint format invoke bench batch build clean venv
->>>>>>> issue-12
+.PHONY: dev test test-unit lint format invoke bench batch build clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
