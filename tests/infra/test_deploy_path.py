@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from gatewayctl import envfile
 from gatewayctl.cli import main
+from gatewayctl.local.bootstrap import LOCAL_ENV
 from gatewayctl.stack import describe
 from tests.conftest import ROOT
 from tests.infra.emulated_stack import create_stack
@@ -148,7 +149,8 @@ def test_readme_deploy_section_reaches_a_first_answer(
     ddb = boto3.client("dynamodb", region_name=shell.vars["REGION"])
     keys = [i for i in ddb.scan(TableName=outputs["TableName"])["Items"] if i["sk"]["S"] == "APIKEY"]
     assert len(keys) == 1, "the first key is in the stack's table"
-    default = boto3.client("dynamodb").scan(TableName=aws["TABLE_NAME"])["Items"]
+    local = boto3.client("dynamodb", region_name=LOCAL_ENV["AWS_REGION"])
+    default = local.scan(TableName=aws["TABLE_NAME"])["Items"]
     assert not [i for i in default if i["sk"]["S"] == "APIKEY"], "none in the local default table"
     assert shell.vars["KEY"] and shell.vars["KEY"] not in json.dumps(keys), "only its hash is stored"
 

@@ -223,3 +223,23 @@ def test_a_stack_in_another_region_is_not_found(
     assert main(["env", "--stack", STACK, "--region", "us-west-2"]) == 1
     err = capsys.readouterr().err
     assert f"no stack '{STACK}' in us-west-2" in err and "--region" in err
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("service", ["dynamodb", "sqs", "s3", "ssm", "bedrock-runtime", "lambda"])
+def test_the_deployed_empty_endpoint_leaves_botocore_on_aws(
+    monkeypatch: pytest.MonkeyPatch, service: str
+) -> None:
+    """The template declares AWS_ENDPOINT_URL on every function, empty, so that the env file can set
+    it for sam; on AWS an empty value must mean botocore's own endpoints, not a broken URL."""
+    import botocore.session
+
+    assert load_template()["Globals"]["Function"]["Environment"]["Variables"]["AWS_ENDPOINT_URL"] == ""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "")
+    client = botocore.session.get_session().create_client(
+        service, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    assert (
+        client.meta.endpoint_url.startswith("https://")
+        and "eu-west-1.amazonaws.com" in client.meta.endpoint_url
+    )
