@@ -10,6 +10,9 @@ the template's variables, function by function.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +23,7 @@ from gatewayctl import envfile
 from gatewayctl.cli import main
 from gatewayctl.local.bootstrap import DEFAULT_AWS_PORT, LOCAL_ENV
 from gatewayctl.stack import describe
-from tests.conftest import EVENTS_DIR, TEST_CONFIG_DIR
+from tests.conftest import EVENTS_DIR, ROOT, TEST_CONFIG_DIR
 from tests.infra.emulated_stack import create_stack
 from tests.infra.sam import load_template
 
@@ -133,15 +136,10 @@ def emulation(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, dict[str, 
         server.stop()
 
 
-def test_local_file_runs_a_handler_against_the_emulation(
-    emulation: tuple[int, dict[str, str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What the container sees, from this machine: the file's values for the emulation on its port
-    (host 127.0.0.1 for the container's host.docker.internal), dummy credentials as sam passes them."""
-    from gatewayctl.local.context import LambdaContext
-    from handler import aws, wiring
-    from handler.entrypoints.http import lambda_handler
-
+def test_local_file_runs_a_handler_against_the_emulation(emulation: tuple[int, dict[str, str]]) -> None:
+    """What the container sees, from this machine: a fresh process holding only the file's values
+    for the emulation on its port (127.0.0.1 standing for the container's host.docker.internal)
+    and the dummy credentials and region that sam passes."""
     port, created = emulation
     env = envfile.for_local(envfile.load_template(), "127.0.0.1", port)
     for name in (
@@ -152,25 +150,40 @@ def test_local_file_runs_a_handler_against_the_emulation(
         "IDEMPOTENCY_TABLE_NAME",
     ):
         assert env["BatchFunction"][name] == created[name], name  # the emulation's own names
-    for name, value in {
+    sam_env = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_REGION": "us-east-1"}
+    process_env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("src", "tools", ".")),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        **sam_env,
         **env["ApiFunction"],
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", LOCAL_ENV["AWS_REGION"])
-    aws.reset_clients()
-    wiring.reset()
-    try:
-        event = json.loads((EVENTS_DIR / "chat_completion.json").read_text())
-        response = lambda_handler(event, LambdaContext())
-        assert response["statusCode"] == 200, response
-        ddb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
-        items = ddb.scan(TableName=env["ApiFunction"]["TABLE_NAME"])["Items"]
-        assert any(i.get("sk", {}).get("S") == "COMPLETION" for i in items)
-    finally:
-        aws.reset_clients()
-        wiring.reset()
+    }
+    script = (
+        "import json, sys\n"
+        "from gatewayctl.local.context import LambdaContext\n"
+        "from handler.entrypoints.http import lambda_handler\n"
+        "print(json.dumps(lambda_handler(json.load(sys.stdin), LambdaContext())))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=(EVENTS_DIR / "chat_completion.json").read_text(),
+        env=process_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout.strip().splitlines()[-1])
+    assert response["statusCode"] == 200, response
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    items = ddb.scan(TableName=env["ApiFunction"]["TABLE_NAME"])["Items"]
+    assert any(i.get("sk", {}).get("S") == "COMPLETION" for i in items), "the answer is stored"
 
 
 # ------------------------------------------------------------------------------------------------
