@@ -6,17 +6,24 @@ python -m gatewayctl config push config/demo.yaml [--prefix /chat-gateway] [--re
 python -m gatewayctl keys create --project demo [--project other] [--name ci] [--table T]
 python -m gatewayctl keys list
 python -m gatewayctl keys revoke KEY_ID
+python -m gatewayctl outputs [KEY] --stack NAME [--region R]       a deployed stack's outputs
+python -m gatewayctl env --local | --stack NAME [--out events/env.json]   `sam local invoke --env-vars`
 python -m gatewayctl dev | invoke EVENT.json... | batch FILE.jsonl   (`make dev`, `make invoke`, `make batch`)
 
-The table and the SSM prefix default to the gateway's own settings (`TABLE_NAME`, `CONFIG_PREFIX`).
+The table and the SSM prefix default to the gateway's own settings (`TABLE_NAME`, `CONFIG_PREFIX`);
+with `--stack NAME` (and `--region`) every command takes them from the deployed stack's outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from gatewayctl import envfile
+from gatewayctl.local.bootstrap import DEFAULT_AWS_PORT, LOCAL_ENV
+from gatewayctl.stack import StackError, describe
 from handler.settings import get_settings
 
 
@@ -35,8 +42,11 @@ def _config(args: argparse.Namespace) -> int:
         return 0
     import boto3
 
-    ssm = boto3.client("ssm", region_name=args.region) if args.region else boto3.client("ssm")
-    prefix = args.prefix or get_settings().config_prefix
+    region, prefix = args.region, args.prefix or get_settings().config_prefix
+    if args.stack:
+        stack = describe(args.stack, args.region)
+        region, prefix = stack.region, stack.output("ConfigPrefix")
+    ssm = boto3.client("ssm", region_name=region) if region else boto3.client("ssm")
     for c in configs:
         names = push(c, prefix, ssm)
         print(f"pushed {c.project}: {len(names)} parameters under {prefix}/projects/{c.project}")
@@ -51,8 +61,11 @@ def _keys(args: argparse.Namespace) -> int:
 
     from handler.store.keys import DynamoKeyStore, KeyStoreError, UnknownKey
 
-    table = args.table or get_settings().table_name
-    ddb = boto3.client("dynamodb", region_name=args.region) if args.region else boto3.client("dynamodb")
+    region, table = args.region, args.table or get_settings().table_name
+    if args.stack:
+        stack = describe(args.stack, args.region)
+        region, table = stack.region, stack.output("TableName")
+    ddb = boto3.client("dynamodb", region_name=region) if region else boto3.client("dynamodb")
     store = DynamoKeyStore(table, ddb)
     try:
         if args.action == "create":
@@ -87,6 +100,54 @@ def _keys(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _outputs(args: argparse.Namespace) -> int:
+    """A deployed stack's outputs (`ChatCompletionsUrl`, `TableName`, ...): all, or one's value."""
+    stack = describe(args.stack, args.region)
+    if args.key:
+        print(stack.output(args.key))
+        return 0
+    for key, value in sorted(stack.outputs.items()):
+        print(f"{key}\t{value}")
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    """The env file of `sam local invoke --env-vars` (gatewayctl.envfile)."""
+    template = envfile.load_template(Path(args.template) if args.template else envfile.TEMPLATE_PATH)
+    if args.stack:
+        stack = describe(args.stack, args.region)
+        env, region, credentials = envfile.for_stack(stack, template), stack.region, ""
+    else:
+        port = args.aws_port or os.environ.get("AWS_PORT") or DEFAULT_AWS_PORT
+        if not str(port).isdigit():
+            print(f"error: AWS_PORT={port!r} is not a port number", file=sys.stderr)
+            return 2
+        env = envfile.for_local(template, args.aws_host, int(port))
+        region = LOCAL_ENV["AWS_REGION"]
+        credentials = "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_SESSION_TOKEN=local "
+    text = envfile.render(env)
+    if args.out == "-":
+        print(text, end="")
+    else:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}: {', '.join(env)}", file=sys.stderr)
+    hint = f"{credentials}sam local invoke ApiFunction -e events/chat_completion.json --env-vars {args.out}"
+    print(f"then: {hint} --region {region}", file=sys.stderr)
+    if not args.stack:
+        print(
+            f"(on Linux add: --add-host {envfile.DOCKER_HOST}:172.17.0.1, the docker0 bridge)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _add_stack_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument(
+        "--stack", required=required, default=None, help="a deployed stack: its outputs name what to use"
+    )
+    parser.add_argument("--region", default=None, help="the stack's region (default: AWS_DEFAULT_REGION)")
 
 
 LOCAL_COMMANDS = {
@@ -126,9 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     config = sub.add_parser("config", help="validate or push project config files")
     config.add_argument("action", choices=["validate", "push"])
     config.add_argument("files", nargs="+")
-    config.add_argument(
+    config_target = config.add_mutually_exclusive_group()
+    config_target.add_argument(
         "--prefix", default=None, help="SSM path prefix (default: CONFIG_PREFIX, else /chat-gateway)"
     )
+    config_target.add_argument("--stack", default=None, help="a deployed stack: its ConfigPrefix output")
     config.add_argument("--region", default=None)
     config.set_defaults(func=_config)
     keys = sub.add_parser("keys", help="create, list or revoke API keys")
@@ -136,13 +199,44 @@ def main(argv: list[str] | None = None) -> int:
     keys.add_argument("key_id", nargs="?", help="the key to revoke")
     keys.add_argument("--project", action="append", default=[], help="a project the key may use (repeat)")
     keys.add_argument("--name", default=None, help="a label for the key (who or what uses it)")
-    keys.add_argument("--table", default=None, help="DynamoDB table (default: TABLE_NAME, else chat-gateway)")
+    keys_target = keys.add_mutually_exclusive_group()
+    keys_target.add_argument(
+        "--table", default=None, help="DynamoDB table (default: TABLE_NAME, else chat-gateway)"
+    )
+    keys_target.add_argument("--stack", default=None, help="a deployed stack: its TableName output")
     keys.add_argument("--region", default=None)
     keys.set_defaults(func=_keys)
+    outputs = sub.add_parser("outputs", help="a deployed stack's outputs (ChatCompletionsUrl, ...)")
+    outputs.add_argument("key", nargs="?", help="print this output's value alone")
+    _add_stack_options(outputs, required=True)
+    outputs.set_defaults(func=_outputs)
+    env = sub.add_parser("env", help="write the env file of `sam local invoke --env-vars`")
+    source = env.add_mutually_exclusive_group(required=True)
+    source.add_argument("--local", action="store_true", help="the local emulation (make dev), from Docker")
+    source.add_argument("--stack", default=None, help="a deployed stack: its outputs and parameters")
+    env.add_argument("--region", default=None, help="the stack's region (default: AWS_DEFAULT_REGION)")
+    env.add_argument("--out", default="-", help="the file to write (default: stdout)")
+    env.add_argument("--template", default=None, help="the stack's template (default: template.yaml)")
+    env.add_argument(
+        "--aws-host",
+        default=envfile.DOCKER_HOST,
+        help=f"--local: the host, seen from a container ({envfile.DOCKER_HOST})",
+    )
+    env.add_argument(
+        "--aws-port",
+        type=int,
+        default=None,
+        help=f"--local: the emulation's port (AWS_PORT, else {DEFAULT_AWS_PORT})",
+    )
+    env.set_defaults(func=_env)
     for name, text in LOCAL_COMMANDS.items():
         sub.add_parser(name, help=text, add_help=False)
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except (StackError, envfile.EnvFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return result
 
 

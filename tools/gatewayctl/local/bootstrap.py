@@ -30,6 +30,10 @@ TABLE_KEYS = {
     "BillingMode": "PAY_PER_REQUEST",
 }
 
+# The port of the emulation that `make dev` runs (AWS_PORT overrides it), fixed so that what runs
+# outside the process can find it: `sam local invoke --env-vars events/env.json` (gatewayctl env).
+DEFAULT_AWS_PORT = 5000
+
 LOCAL_ENV = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
