@@ -80,6 +80,10 @@ class OpenAIModel(_ModelBase):
 Effort = Literal["none", "minimal", "low", "medium", "high"]
 
 
+def _default_budgets() -> dict[Effort, int]:
+    return {"none": 0, "minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
+
+
 class BedrockThinking(_Strict):
     """Extended thinking (Anthropic models on Bedrock): `additionalModelRequestFields.thinking`.
 
@@ -89,9 +93,7 @@ class BedrockThinking(_Strict):
     """
 
     budget_tokens: Annotated[int, Field(ge=1024)] | None = None
-    effort_budgets: dict[Effort, Annotated[int, Field(ge=0)]] = Field(
-        default_factory=lambda: {"none": 0, "minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
-    )
+    effort_budgets: dict[Effort, Annotated[int, Field(ge=0)]] = Field(default_factory=_default_budgets)
 
     @field_validator("effort_budgets")
     @classmethod
