@@ -394,3 +394,38 @@ def test_application_profile_arn_picks_its_region() -> None:
         _arn_region("arn:aws:bedrock:eu-west-1:123456789012:application-inference-profile/x") == "eu-west-1"
     )
     assert _arn_region("eu.anthropic.claude-3-7-sonnet-20250219-v1:0") is None
+
+
+# --- the server-side tool loop ------------------------------------------------------------------------
+
+
+def test_the_server_side_tool_loop_keeps_the_reasoning_blocks_between_rounds(fake: FakeBedrock) -> None:
+    """Anthropic: the tool loop's last assistant turn starts with its thinking block, signed."""
+    import asyncio
+
+    from handler.completions.tools import ToolLoop
+    from handler.config.models import ToolConfig
+    from tests.tools.test_loop_unit import FakeRunner
+
+    fake.enqueue(
+        BedrockReply(
+            reasoning="Ask the tool.",
+            text="",
+            tool_uses=[ToolUse(name="get_weather", input='{"city": "Paris"}', id="tooluse_s")],
+            stop_reason="tool_use",
+        ),
+        BedrockReply(reasoning="Now answer.", text="Sunny."),
+    )
+    tool = ToolConfig.model_validate({"description": "d", "target": {"type": "lambda", "function": "fn"}})
+    loop = ToolLoop(provider(**THINKING), {"get_weather": tool}, FakeRunner(), max_rounds=2)
+
+    async def collect() -> list[Any]:
+        call = ModelCall(messages=USER, tools=[WEATHER], tool_choice="auto", max_tokens=500)
+        return [e async for e in loop.stream(call)]
+
+    events = asyncio.run(collect())
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Sunny."
+    assert len([e for e in events if isinstance(e, ReasoningDone)]) == 2
+    turn = sent(fake)["messages"][1]["content"]
+    assert turn[0]["reasoningContent"]["reasoningText"]["text"] == "Ask the tool."
+    assert "thinking" in sent(fake)["additionalModelRequestFields"]
