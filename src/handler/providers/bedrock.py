@@ -270,13 +270,15 @@ class _State:
     def events(self, item: dict[str, Any]) -> Iterator[Event]:
         if "contentBlockDelta" in item:
             body = item["contentBlockDelta"]
-            block = int(body.get("contentBlockIndex", 0))
             delta = body.get("delta") or {}
             text = delta.get("text")
-            if isinstance(text, str) and text:
-                self.generated.append(text)
-                self.produced = True
-                yield TextDelta(index=0, text=text)
+            if isinstance(text, str):  # the hot path: most events are text
+                if text:
+                    self.generated.append(text)
+                    self.produced = True
+                    yield TextDelta(index=0, text=text)
+                return
+            block = int(body.get("contentBlockIndex", 0))
             tool = delta.get("toolUse")
             if isinstance(tool, dict):
                 fragment = str(tool.get("input", ""))
