@@ -12,10 +12,19 @@ answers with the JSON output. Errors come the way botocore reads them (status, `
 and a JSON `message`), in-stream exceptions as `:message-type: exception` frames. The requests
 are recorded (`bodies`, `model_ids`) so tests can assert the Converse request shape. Replies are
 queued like `FakeOpenAI`'s, with the same gate, stall, drop and disconnect controls.
+
+Every request is first checked against what Bedrock refuses (tests/fakes/converse_rules.py): a
+broken rule is answered with a ValidationException naming it, as Bedrock does, and kept in
+`violations`. Streams carry what Bedrock sends today: reasoning as `reasoningContent` deltas (text,
+then the signature; or redactedContent) in their own block before the text, `contentBlockStart`
+only for tool use, and `cacheReadInputTokens` / `cacheWriteInputTokens` in the metadata usage.
+Signatures are issued per reasoning text, so a signature sent back with other text fails.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import threading
@@ -25,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes import eventstream
+from tests.fakes.converse_rules import violations
 from tests.fakes.http_server import FakeBase, Request, Response, json_bytes, word_pieces
 
 _PATH = re.compile(r"^/model/(?P<model>.+)/(?P<op>converse-stream|converse)$")
@@ -74,6 +84,11 @@ class BedrockReply:
     corrupt_after: int | None = None  # after this many deltas, a frame with a broken CRC
     drop_after: int | None = None  # after this many deltas, cut the connection
     body: bytes | None = None  # raw body with status 200 (garbage)
+    # Reasoning and prompt caching.
+    reasoning: str | None = None  # streamed before the text, then its signature
+    redacted: bytes | None = None  # a redactedContent reasoning block
+    cache_read: int | None = None  # metadata usage.cacheReadInputTokens
+    cache_write: int | None = None  # metadata usage.cacheWriteInputTokens
 
     def pieces(self) -> list[str]:
         return word_pieces(self.text, self.chunks)
@@ -88,6 +103,8 @@ class FakeBedrock(FakeBase):
         self.queue: deque[Behaviour] = deque(replies)
         self.default: Behaviour = default if default is not None else BedrockReply()
         self._lock = threading.Lock()
+        self.violations: list[str] = []  # every rule a request broke, in order
+        self.signatures: set[tuple[str, str]] = set()  # (reasoning text, signature) issued
 
     def enqueue(self, *replies: Behaviour) -> None:
         with self._lock:
@@ -97,6 +114,13 @@ class FakeBedrock(FakeBase):
         super().reset()
         with self._lock:
             self.queue.clear()
+        self.violations.clear()
+
+    def sign(self, text: str) -> str:
+        """The signature Bedrock would send with this reasoning text (the fake can verify it)."""
+        signature = "sig-" + hashlib.sha256(text.encode()).hexdigest()[:24]
+        self.signatures.add((text, signature))
+        return signature
 
     @property
     def model_ids(self) -> list[str]:
@@ -116,6 +140,11 @@ class FakeBedrock(FakeBase):
         match = _PATH.match(request.path)
         if request.method != "POST" or match is None:
             await self._error(response, 404, "UnknownOperationException", "no such operation")
+            return
+        broken = violations(match.group("model"), request.json() or {}, self.signatures)
+        if broken:
+            self.violations.extend(broken)
+            await self._error(response, 400, "ValidationException", "; ".join(broken))
             return
         reply = self._next(request)
         await response.sleep(reply.delay_headers_s)
@@ -176,6 +205,20 @@ class FakeBedrock(FakeBase):
             return True
 
         block = 0
+        if reply.reasoning is not None:
+            for piece in word_pieces(reply.reasoning, None):
+                body = {"contentBlockIndex": block, "delta": {"reasoningContent": {"text": piece}}}
+                if not await delta(ev("contentBlockDelta", body)):
+                    return
+            signed = {"reasoningContent": {"signature": self.sign(reply.reasoning)}}
+            await response.write(ev("contentBlockDelta", {"contentBlockIndex": block, "delta": signed}))
+            await response.write(ev("contentBlockStop", {"contentBlockIndex": block}))
+            block += 1
+        if reply.redacted is not None:
+            data = {"reasoningContent": {"redactedContent": base64.b64encode(reply.redacted).decode()}}
+            await response.write(ev("contentBlockDelta", {"contentBlockIndex": block, "delta": data}))
+            await response.write(ev("contentBlockStop", {"contentBlockIndex": block}))
+            block += 1
         pieces = reply.pieces()
         for piece in pieces:
             if not await delta(
@@ -206,8 +249,15 @@ class FakeBedrock(FakeBase):
             usage = {
                 "inputTokens": reply.input_tokens,
                 "outputTokens": output,
-                "totalTokens": reply.input_tokens + output,
+                "totalTokens": reply.input_tokens
+                + output
+                + (reply.cache_read or 0)
+                + (reply.cache_write or 0),
             }
+            if reply.cache_read is not None:
+                usage["cacheReadInputTokens"] = reply.cache_read
+            if reply.cache_write is not None:
+                usage["cacheWriteInputTokens"] = reply.cache_write
             await response.write(ev("metadata", {"usage": usage, "metrics": {"latencyMs": 1}}))
         await response.end()
 
@@ -218,6 +268,9 @@ class FakeBedrock(FakeBase):
         if reply.hold:
             await self.hold_at_gate(response)
         content: list[dict[str, Any]] = []
+        if reply.reasoning is not None:
+            text = {"text": reply.reasoning, "signature": self.sign(reply.reasoning)}
+            content.append({"reasoningContent": {"reasoningText": text}})
         if reply.pieces():
             content.append({"text": "".join(reply.pieces())})
         for position, use in enumerate(reply.tool_uses):

@@ -46,6 +46,10 @@ class Reply:
     prompt_tokens: int = 11
     completion_tokens: int | None = None  # default: content chunks times choices
     done: bool = True  # end with `data: [DONE]`
+    # Reasoning models (vLLM, DeepSeek): reasoning deltas before the content, under this key.
+    reasoning: str | None = None
+    reasoning_key: str = "reasoning_content"
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
     comments: bool = False  # interleave `: keep-alive` comments and `event:` lines
     # Pacing and control.
     delay_headers_s: float = 0.0  # before the status line
@@ -173,6 +177,12 @@ class FakeOpenAI(FakeBase):
                     await self.hold_at_gate(response)
 
         try:
+            if reply.reasoning is not None:
+                for piece in word_pieces(reply.reasoning, None):
+                    delta = {reply.reasoning_key: piece}
+                    await content(
+                        chunk([{"index": i, "delta": delta, "finish_reason": None} for i in range(n)])
+                    )
             pieces = reply.pieces()
             for piece in pieces:
                 await content(
@@ -216,11 +226,13 @@ class FakeOpenAI(FakeBase):
             completion = reply.completion_tokens
             if completion is None:
                 completion = n * (len(pieces) + len(reply.tool_calls))
-            usage = {
+            usage: dict[str, Any] = {
                 "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": completion,
                 "total_tokens": reply.prompt_tokens + completion,
             }
+            if reply.cached_tokens is not None:
+                usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
             await response.write(chunk([], usage=usage))
         if reply.done:
             await response.write(b"data: [DONE]\n\n")
@@ -236,6 +248,8 @@ class FakeOpenAI(FakeBase):
         if reply.hold:
             await self.hold_at_gate(response)
         message: dict[str, Any] = {"role": "assistant", "content": "".join(reply.pieces())}
+        if reply.reasoning is not None:
+            message[reply.reasoning_key] = reply.reasoning
         if reply.tool_calls:
             message["tool_calls"] = [
                 {
@@ -264,6 +278,8 @@ class FakeOpenAI(FakeBase):
                 "completion_tokens": completion,
                 "total_tokens": reply.prompt_tokens + completion,
             }
+            if reply.cached_tokens is not None:
+                data["usage"]["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
         await response.full(200, json_bytes(data), {"Content-Type": "application/json", **reply.headers})
 
 

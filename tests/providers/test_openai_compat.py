@@ -201,6 +201,7 @@ def test_usage_is_estimated_when_upstream_sends_none(fake: FakeOpenAI) -> None:
     assert events[-1] == UsageReport(
         prompt_tokens=count_tokens("Be brief.") + count_tokens("Say hello"),
         completion_tokens=count_tokens("Hello there, world!"),
+        estimated=True,
     )
 
 

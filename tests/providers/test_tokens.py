@@ -151,7 +151,9 @@ def test_openai_compatible_without_usage_reports_the_shared_estimate() -> None:
     with FakeOpenAI(Reply(text="fine", usage=False)) as fake:
         model = OpenAIModel(provider="openai", base_url=fake.base_url, model="m")
         events = run(OpenAIProvider(model, lambda name: ""), RICH)
-    assert events[-1] == UsageReport(prompt_tokens=estimate_prompt_tokens(RICH), completion_tokens=1)
+    assert events[-1] == UsageReport(
+        prompt_tokens=estimate_prompt_tokens(RICH), completion_tokens=1, estimated=True
+    )
 
 
 @pytest.fixture
@@ -179,4 +181,6 @@ def test_bedrock_without_metadata_reports_the_shared_estimate(bedrock_env: Any) 
     bedrock_env.enqueue(BedrockReply(text="fine", usage=False))
     provider = BedrockProvider(BedrockModel(provider="bedrock", model_id="anthropic.fake-v1:0"))
     events = run(provider, RICH)
-    assert events[-1] == UsageReport(prompt_tokens=estimate_prompt_tokens(RICH), completion_tokens=1)
+    assert events[-1] == UsageReport(
+        prompt_tokens=estimate_prompt_tokens(RICH), completion_tokens=1, estimated=True
+    )

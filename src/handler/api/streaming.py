@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from handler.contract import sse
 from handler.errors import GatewayError, UpstreamError
 from handler.observability import logger
-from handler.providers.base import Finish, TextDelta, ToolCallsDone
+from handler.providers.base import Finish, ReasoningDelta, ReasoningDone, TextDelta, ToolCallsDone
 
 if TYPE_CHECKING:
     from handler.completions.planning import Plan
@@ -90,12 +90,16 @@ class Relay:
                 body = fmt.tool_calls(event.index, answer.outcome.choices[event.index].tool_calls or [])
             elif isinstance(event, Finish):
                 body = fmt.finish(event.index, event.reason)
+            elif isinstance(event, ReasoningDelta):
+                body = fmt.reasoning(event.index, event.text, event.key)
+            elif isinstance(event, ReasoningDone):
+                body = fmt.thinking_block(event.index, event.block)
             else:
                 continue  # usage and server-side tool runs are for the record only
             await send({"type": "http.response.body", "body": body, "more_body": True})
         if self.plan.include_usage:
             outcome = answer.outcome
-            return fmt.usage(outcome.prompt_tokens, outcome.completion_tokens)
+            return fmt.usage(outcome.prompt_tokens, outcome.completion_tokens, outcome.cached_tokens)
         return b""
 
     def _failed(self, exc: GatewayError) -> bytes:

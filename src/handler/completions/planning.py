@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from handler.completions.model_features import check_model_features
 from handler.config.models import Limits, ModelConfig, ProjectConfig
 from handler.contract.chat import ChatRequest, ImagePart, Message, TextPart
 from handler.errors import InvalidRequest, NotFound
@@ -149,6 +150,10 @@ def provider_message(message: Message) -> dict[str, Any]:
         out["tool_calls"] = [c.model_dump() for c in message.tool_calls]
     if message.tool_call_id is not None:
         out["tool_call_id"] = message.tool_call_id
+    if message.reasoning_content is not None:
+        out["reasoning_content"] = message.reasoning_content
+    if message.thinking_blocks:
+        out["thinking_blocks"] = [b.model_dump(exclude_none=True) for b in message.thinking_blocks]
     return out
 
 
@@ -212,8 +217,9 @@ def build_plan(
     routing = route(
         project, requested, req.ab_campaign, str(req.session_id) if req.session_id else None, req.user
     )
-    model_name, _ = resolve_model(project, routing.model_name)
+    model_name, model = resolve_model(project, routing.model_name)
     enforce_limits(req, project.limits)
+    check_model_features(req, model)
     tool_ids = server_tools(req, project)
 
     conversation = [m for m in req.messages if m.role not in ("system", "developer")]
@@ -253,6 +259,7 @@ def build_plan(
         ],
         tool_choice=req.tool_choice,
         parallel_tool_calls=req.parallel_tool_calls,
+        reasoning_effort=req.reasoning_effort,
     )
     params = {
         k: v
@@ -266,6 +273,7 @@ def build_plan(
             "presence_penalty": req.presence_penalty,
             "frequency_penalty": req.frequency_penalty,
             "response_format": req.response_format,
+            "reasoning_effort": req.reasoning_effort,
             "max_ttft_ms": req.max_ttft_ms,
             "stream": bool(req.stream),
             "use_tools": req.use_tools,

@@ -27,13 +27,22 @@ from handler.completions.caller import Caller
 from handler.completions.planning import Overrides, Plan, build_plan, split_model
 from handler.config.models import ModelConfig
 from handler.config.source import ConfigSource
-from handler.contract.chat import ChatRequest, ChatResponse, Choice, ResponseMessage, Usage
+from handler.contract.chat import (
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    PromptTokensDetails,
+    ResponseMessage,
+    Usage,
+)
 from handler.errors import GatewayError, UpstreamError
 from handler.observability import logger, record_completion
 from handler.providers.base import (
     Event,
     Finish,
     Provider,
+    ReasoningDelta,
+    ReasoningDone,
     TextDelta,
     ToolCallsDone,
     ToolRunsReport,
@@ -56,10 +65,19 @@ class ChoiceState:
     tool_runs: list[ToolRun] = field(default_factory=list)
     finish_reason: str | None = None
     completion_tokens: int = 0
+    reasoning_parts: list[str] = field(default_factory=list)
+    thinking_blocks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def content(self) -> str:
         return "".join(self.parts)
+
+    @property
+    def reasoning_content(self) -> str | None:
+        """The reasoning shown to the client, or None when the model did not reason."""
+        if not self.reasoning_parts and not self.thinking_blocks:
+            return None
+        return "".join(self.reasoning_parts)
 
 
 @dataclass
@@ -76,6 +94,9 @@ class Outcome:
     error: GatewayError | None = None
     attempts: list[Attempt] = field(default_factory=list)
     finished_at: float | None = None
+    cached_tokens: int | None = None  # prompt-cache reads, when the upstream reported them
+    cache_write_tokens: int | None = None
+    usage_estimated: bool = False
 
     @classmethod
     def empty(cls, plan: Plan, model_name: str | None = None) -> Outcome:
@@ -95,6 +116,15 @@ class Outcome:
         elif isinstance(event, UsageReport):
             self.prompt_tokens += event.prompt_tokens
             self.completion_tokens += event.completion_tokens
+            self.usage_estimated = self.usage_estimated or event.estimated
+            if event.cached_tokens is not None:
+                self.cached_tokens = (self.cached_tokens or 0) + event.cached_tokens
+            if event.cache_write_tokens is not None:
+                self.cache_write_tokens = (self.cache_write_tokens or 0) + event.cache_write_tokens
+        elif isinstance(event, ReasoningDelta):
+            self.choices[event.index].reasoning_parts.append(event.text)
+        elif isinstance(event, ReasoningDone):
+            self.choices[event.index].thinking_blocks.append(event.block)
         elif isinstance(event, ToolRunsReport):
             self.choices[event.index].tool_runs.extend(event.runs)
 
@@ -103,6 +133,9 @@ class Outcome:
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
             total_tokens=self.prompt_tokens + self.completion_tokens,
+            prompt_tokens_details=(
+                None if self.cached_tokens is None else PromptTokensDetails(cached_tokens=self.cached_tokens)
+            ),
         )
 
     def response(self) -> ChatResponse:
@@ -122,6 +155,8 @@ class Outcome:
                         id=c.completion_id,
                         content=c.content,
                         tool_calls=c.tool_calls,  # type: ignore[arg-type]
+                        reasoning_content=c.reasoning_content,
+                        thinking_blocks=c.thinking_blocks or None,
                     ),
                 )
                 for c in self.choices
@@ -167,7 +202,12 @@ class Outcome:
                     prompt_tokens=self.prompt_tokens,
                     completion_tokens=per_choice[c.index],
                     total_tokens=self.prompt_tokens + per_choice[c.index],
+                    cached_tokens=self.cached_tokens,
+                    cache_write_tokens=self.cache_write_tokens,
                 ),
+                usage_estimated=self.usage_estimated,
+                reasoning_content=c.reasoning_content,
+                thinking_blocks=c.thinking_blocks or None,
                 ttft_ms=None if self.ttft_ms is None else round(self.ttft_ms, 3),
                 duration_ms=round((finished - plan.received_at) * 1000, 3),
                 campaign=plan.campaign,
@@ -272,6 +312,7 @@ class Answer:
         outcome = self.outcome
         outcome.prompt_tokens = estimate_prompt_tokens(self.plan.call)
         outcome.completion_tokens = sum(count_tokens(c.content) for c in outcome.choices)
+        outcome.usage_estimated = True
 
     async def close(self) -> None:
         """Close the upstream call (stop paying for it), then store the final record. Once."""

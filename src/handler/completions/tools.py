@@ -13,6 +13,8 @@ requests, fallbacks and the TTFT deadline work unchanged:
 - a turn that calls a client's function tool (one the request declared, not the project's) ends
   the answer with those calls and finish_reason `tool_calls`, for the client to run.
 - usage is summed over the rounds and reported once, at the end.
+- reasoning is relayed too, and each round's reasoning blocks (with their signatures) go back to the
+  model with its tool calls: Bedrock with thinking refuses a tool turn without them.
 - each round is reported as `ToolRunsReport` events carrying `ToolRun`s, the stored record's own type.
 
 It declares `supports_n = False`, so `n > 1` runs one loop per choice (each choice may call
@@ -36,6 +38,8 @@ from handler.providers.base import (
     Finish,
     ModelCall,
     Provider,
+    ReasoningDelta,
+    ReasoningDone,
     TextDelta,
     ToolCallOut,
     ToolCallsDone,
@@ -51,8 +55,10 @@ def tool_message(run: ToolRun) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": run.id, "content": content or ""}
 
 
-def assistant_message(text: str, calls: list[ToolCallOut]) -> dict[str, Any]:
-    return {
+def assistant_message(
+    text: str, calls: list[ToolCallOut], thinking_blocks: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
         "role": "assistant",
         "content": text or None,
         "tool_calls": [
@@ -60,6 +66,9 @@ def assistant_message(text: str, calls: list[ToolCallOut]) -> dict[str, Any]:
             for c in calls
         ],
     }
+    if thinking_blocks:
+        message["thinking_blocks"] = thinking_blocks
+    return message
 
 
 async def _close(stream: AsyncIterator[Event]) -> None:
@@ -84,13 +93,16 @@ class ToolLoop:
         messages = list(call.messages)
         tool_choice = call.tool_choice
         prompt_tokens = completion_tokens = 0
-        usage_seen = False
+        usage_seen = estimated = False
+        cached: int | None = None
+        written: int | None = None
         for round_ in range(1, self.max_rounds + 2):
             last = round_ > self.max_rounds
             this = replace(call, n=1, messages=messages, tool_choice="none" if last else tool_choice)
             text: list[str] = []
             calls: list[ToolCallOut] = []
             finish: Finish | None = None
+            blocks: list[dict[str, Any]] = []
             stream = self.inner.stream(this)
             try:
                 async for event in stream:
@@ -105,6 +117,16 @@ class ToolLoop:
                         usage_seen = True
                         prompt_tokens += event.prompt_tokens
                         completion_tokens += event.completion_tokens
+                        estimated = estimated or event.estimated
+                        if event.cached_tokens is not None:
+                            cached = (cached or 0) + event.cached_tokens
+                        if event.cache_write_tokens is not None:
+                            written = (written or 0) + event.cache_write_tokens
+                    elif isinstance(event, ReasoningDone):
+                        blocks.append(event.block)
+                        yield event
+                    elif isinstance(event, ReasoningDelta):
+                        yield event
                     else:
                         yield event
             finally:
@@ -138,7 +160,14 @@ class ToolLoop:
                 )
             )
             yield ToolRunsReport(index=0, round=round_, runs=runs)
-            messages = [*messages, assistant_message("".join(text), server), *map(tool_message, runs)]
+            turn = assistant_message("".join(text), server, blocks)
+            messages = [*messages, turn, *map(tool_message, runs)]
             tool_choice = None  # a forced tool is forced once; later rounds are the model's choice
         if usage_seen:
-            yield UsageReport(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            yield UsageReport(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cached_tokens=cached,
+                cache_write_tokens=written,
+                estimated=estimated,
+            )

@@ -77,13 +77,48 @@ class OpenAIModel(_ModelBase):
         return v.rstrip("/")
 
 
+Effort = Literal["none", "minimal", "low", "medium", "high"]
+
+
+def _default_budgets() -> dict[Effort, int]:
+    return {"none": 0, "minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
+
+
+class BedrockThinking(_Strict):
+    """Extended thinking (Anthropic models on Bedrock): `additionalModelRequestFields.thinking`.
+
+    Setting this block says the model supports it: `reasoning_effort` picks a budget from
+    `effort_budgets` (`none` turns it off). `budget_tokens` turns thinking on for requests that
+    name no effort. Anthropic's minimum budget is 1024 tokens (docs/providers.md).
+    """
+
+    budget_tokens: Annotated[int, Field(ge=1024)] | None = None
+    effort_budgets: dict[Effort, Annotated[int, Field(ge=0)]] = Field(default_factory=_default_budgets)
+
+    @field_validator("effort_budgets")
+    @classmethod
+    def _budgets(cls, v: dict[str, int]) -> dict[str, int]:
+        for effort, budget in v.items():
+            if budget and budget < 1024:
+                raise ValueError(f"{effort}: a thinking budget is 0 (off) or at least 1024 tokens")
+        return v
+
+
 class BedrockModel(_ModelBase):
-    """Amazon Bedrock through the Converse API."""
+    """Amazon Bedrock through the Converse API. `model_id` may be a foundation model id, a cross-region
+    inference profile id (`us.`, `eu.`, `apac.`, `global.` ...) or an application inference profile ARN."""
 
     provider: Literal["bedrock"]
     model_id: str
-    region: str | None = None
+    region: str | None = None  # default: the ARN's region for a profile ARN, else the function's
     additional_model_request_fields: dict[str, Any] = Field(default_factory=dict)
+    thinking: BedrockThinking | None = None
+    # Prompt caching: a `cachePoint` after the system prompt, the tools, and/or the conversation so far.
+    cache_points: list[Literal["system", "tools", "messages"]] = Field(default_factory=list)
+    # Newer Anthropic models refuse `temperature` and `top_p` together: keep `temperature`, drop `top_p`.
+    exclusive_sampling: bool = False
+    # The model's own output limit: a request asking for more is a 400 naming `max_tokens`.
+    max_output_tokens: Annotated[int, Field(ge=1)] | None = None
 
 
 ModelConfig = Annotated[EchoModel | OpenAIModel | BedrockModel, Field(discriminator="provider")]

@@ -64,6 +64,23 @@ class ToolCall(_Wire):
     function: FunctionCall
 
 
+class ThinkingBlock(_Wire):
+    """A reasoning block as the gateway returns it: thinking text with its signature, or redacted."""
+
+    type: Literal["thinking", "redacted_thinking"]
+    thinking: StrictStr | None = None
+    signature: StrictStr | None = None
+    data: StrictStr | None = None  # redacted_thinking: the encrypted content, base64
+
+    @model_validator(mode="after")
+    def _complete(self) -> ThinkingBlock:
+        if self.type == "thinking" and (self.thinking is None or not self.signature):
+            raise ValueError("a thinking block needs its thinking and its signature")
+        if self.type == "redacted_thinking" and not self.data:
+            raise ValueError("a redacted_thinking block needs its data")
+        return self
+
+
 class Message(_Wire):
     role: Role
     content: StrictStr | list[ContentPart] | None = None
@@ -72,6 +89,10 @@ class Message(_Wire):
     metadata: Any = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: StrictStr | None = None
+    # An assistant turn's reasoning, sent back as the gateway returned it (vLLM / LiteLLM shape):
+    # Bedrock needs the blocks, signatures included, for multi-turn tool use with thinking.
+    reasoning_content: StrictStr | None = None
+    thinking_blocks: list[ThinkingBlock] | None = None
 
     @model_validator(mode="after")
     def _content_present(self) -> Message:
@@ -165,6 +186,7 @@ class ChatRequest(_Wire):
     presence_penalty: Annotated[Number, Field(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[Number, Field(ge=-2, le=2)] | None = None
     response_format: dict[str, Any] | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
 
     @field_validator("response_format")
     @classmethod
@@ -209,10 +231,16 @@ class ChatRequest(_Wire):
 # --- Responses ---------------------------------------------------------------------------------
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int
+
+
 class Usage(BaseModel):
     completion_tokens: int
     prompt_tokens: int
     total_tokens: int
+    # Only when the upstream reported prompt-cache reads (absent otherwise: bodies stay as they were).
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class ResponseMessage(BaseModel):
@@ -220,6 +248,8 @@ class ResponseMessage(BaseModel):
     role: str = "assistant"
     content: str
     tool_calls: list[ToolCall] | None = None
+    reasoning_content: str | None = None  # only when the model reasoned
+    thinking_blocks: list[dict[str, Any]] | None = None  # to send back with the turn (signatures)
 
 
 class Choice(BaseModel):

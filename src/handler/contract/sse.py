@@ -70,15 +70,26 @@ class ChunkFormatter:
         """The client-side function calls of choice `index`, whole, in OpenAI's delta shape."""
         return self._choice(index, None, tool_calls=[{"index": i, **call} for i, call in enumerate(calls)])
 
+    def reasoning(self, index: int, text: str, key: str = "reasoning_content") -> bytes:
+        """A reasoning delta of choice `index` (`reasoning_content`, as vLLM, DeepSeek and LiteLLM send it)."""
+        return self._choice(index, None, **{key: text})
+
+    def thinking_block(self, index: int, block: dict[str, Any]) -> bytes:
+        """A whole reasoning block at its end, with its signature: what a client sends back."""
+        return self._choice(index, None, thinking_blocks=[block])
+
     def finish(self, index: int, reason: str) -> bytes:
         """The last chunk of choice `index`: empty content and its finish reason."""
         return self._choice(index, reason)
 
-    def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
-        """The `stream_options.include_usage` chunk: no choices, the whole request's usage."""
-        usage = {
+    def usage(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int | None = None) -> bytes:
+        """The `stream_options.include_usage` chunk: no choices, the whole request's usage (with
+        `prompt_tokens_details.cached_tokens` only when the upstream reported cache reads)."""
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
+        if cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
         return event({**self._base, "choices": [], "usage": usage})

@@ -53,6 +53,7 @@ class ModelCall:
     tools: list[ToolSpec] = field(default_factory=list)
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = None  # none | minimal | low | medium | high (planning checked it)
 
 
 # --- Events a provider yields ------------------------------------------------------------------
@@ -62,6 +63,29 @@ class ModelCall:
 class TextDelta:
     index: int
     text: str
+
+
+@dataclass(slots=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning ("thinking"), shown to clients as `reasoning_content`.
+
+    `key` is the delta field it is sent under: an OpenAI-compatible upstream's own
+    (`reasoning_content` or `reasoning`) passes through unchanged.
+    """
+
+    index: int
+    text: str
+    key: str = "reasoning_content"
+
+
+@dataclass(slots=True)
+class ReasoningDone:
+    """One whole reasoning block, at its end, in the shape a client sends back (`thinking_blocks`):
+    `{"type": "thinking", "thinking", "signature"}` or `{"type": "redacted_thinking", "data"}`.
+    Multi-turn tool use with thinking needs the block back unchanged, signature included."""
+
+    index: int
+    block: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -82,8 +106,11 @@ class Finish:
 class UsageReport:
     """Token usage of the whole call (all its choices)."""
 
-    prompt_tokens: int
+    prompt_tokens: int  # all input tokens, cached ones included (the OpenAI meaning)
     completion_tokens: int
+    cached_tokens: int | None = None  # input tokens read from a prompt cache, when reported
+    cache_write_tokens: int | None = None  # input tokens written to a prompt cache, when reported
+    estimated: bool = False  # the upstream reported no usage: counted by providers/tokens.py
 
 
 @dataclass(slots=True)
@@ -100,7 +127,7 @@ class ToolRunsReport:
     runs: list[ToolRun] = field(default_factory=list)  # as the record keeps them
 
 
-Event = TextDelta | ToolCallsDone | Finish | UsageReport | ToolRunsReport
+Event = TextDelta | ReasoningDelta | ReasoningDone | ToolCallsDone | Finish | UsageReport | ToolRunsReport
 
 
 class Provider(Protocol):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import re
 import socket
@@ -19,8 +18,6 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from handler.config.models import BedrockModel
 from handler.errors import InvalidRequest
@@ -30,12 +27,17 @@ from handler.providers.base import (
     ModelCall,
     ProviderError,
     ProviderTimeout,
+    ReasoningDelta,
+    ReasoningDone,
     TextDelta,
     ToolCallOut,
     ToolCallsDone,
     UsageReport,
 )
+from handler.providers.converse import build, to_converse_messages
 from handler.providers.tokens import count_tokens, estimate_prompt_tokens
+
+__all__ = ["BedrockProvider", "to_converse_messages"]
 
 _STOP = {
     "end_turn": "stop",
@@ -55,7 +57,6 @@ _RETRYABLE = {
     "modeltimeoutexception": 504,
     "modelstreamerrorexception": 502,
 }
-_IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "webp": "webp"}
 _CREDENTIAL_ARN = re.compile(r"arn:aws[\w-]*:(?:iam|sts)::\S+")
 _MAX_DETAIL = 300
 _END = object()
@@ -72,16 +73,19 @@ class BedrockProvider:
         if self._client is None:
             from handler import aws
 
-            self._client = aws.client("bedrock-runtime", self._model.region)
+            self._client = aws.client(
+                "bedrock-runtime", self._model.region or _arn_region(self._model.model_id)
+            )
         return self._client
 
     async def stream(self, call: ModelCall) -> AsyncIterator[Event]:
-        request = self.request(call)
+        built = build(self._model, call)
+        request = built.arguments
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         worker = _Worker(self._bedrock, request, loop, queue)
         threading.Thread(target=worker.run, name="bedrock-stream", daemon=True).start()
-        state = _State()
+        state = _State(response_tool=built.response_tool)
         finished = False
         try:
             while True:
@@ -108,36 +112,17 @@ class BedrockProvider:
             )
         if state.usage is None:
             completion = sum(count_tokens(t) for t in state.generated)
-            yield UsageReport(prompt_tokens=estimate_prompt_tokens(call), completion_tokens=completion)
+            yield UsageReport(
+                prompt_tokens=estimate_prompt_tokens(call), completion_tokens=completion, estimated=True
+            )
         else:
             yield state.usage
 
     # --- request ---------------------------------------------------------------------------------
 
     def request(self, call: ModelCall) -> dict[str, Any]:
-        """The ConverseStream arguments. `seed`, penalties, `n` and `response_format` have no place in it."""
-        messages, extra_system = to_converse_messages(call.messages)
-        request: dict[str, Any] = {"modelId": self._model.model_id, "messages": messages}
-        system = [{"text": t} for t in ([call.system] if call.system else []) + extra_system if t]
-        if system:
-            request["system"] = system
-        inference: dict[str, Any] = {}
-        if call.max_tokens is not None:
-            inference["maxTokens"] = call.max_tokens
-        if call.temperature is not None:
-            inference["temperature"] = call.temperature
-        if call.top_p is not None:
-            inference["topP"] = call.top_p
-        if call.stop:
-            inference["stopSequences"] = list(call.stop)
-        if inference:
-            request["inferenceConfig"] = inference
-        tool_config = _tool_config(call)
-        if tool_config is not None:
-            request["toolConfig"] = tool_config
-        if self._model.additional_model_request_fields:
-            request["additionalModelRequestFields"] = dict(self._model.additional_model_request_fields)
-        return request
+        """The ConverseStream arguments (providers/converse.py)."""
+        return build(self._model, call).arguments
 
     # --- errors ----------------------------------------------------------------------------------
 
@@ -190,6 +175,12 @@ class BedrockProvider:
                 message, retryable=not produced, upstream_status=status or _RETRYABLE[code.lower()]
             )
         return ProviderError(message, retryable=False, upstream_status=status)
+
+
+def _arn_region(model_id: str) -> str | None:
+    """An application inference profile ARN names its region: the client must call that one."""
+    parts = model_id.split(":")
+    return parts[3] or None if model_id.startswith("arn:") and len(parts) > 5 else None
 
 
 def _is_urllib3(exc: BaseException, name: str) -> bool:
@@ -267,7 +258,10 @@ def _shutdown_socket(stream: Any) -> None:
 
 @dataclass
 class _State:
+    response_tool: str | None = None  # structured output: this tool's input is the answer
     tools: dict[int, list[str]] = field(default_factory=dict)  # block index -> [id, name, input]
+    answer_blocks: set[int] = field(default_factory=set)  # blocks of the response tool
+    reasoning: dict[int, dict[str, Any]] = field(default_factory=dict)  # block index -> open block
     reason: str | None = None
     usage: UsageReport | None = None
     generated: list[str] = field(default_factory=list)
@@ -278,28 +272,85 @@ class _State:
             body = item["contentBlockDelta"]
             delta = body.get("delta") or {}
             text = delta.get("text")
-            if isinstance(text, str) and text:
-                self.generated.append(text)
-                self.produced = True
-                yield TextDelta(index=0, text=text)
+            if isinstance(text, str):  # the hot path: most events are text
+                if text:
+                    self.generated.append(text)
+                    self.produced = True
+                    yield TextDelta(index=0, text=text)
+                return
+            block = int(body.get("contentBlockIndex", 0))
             tool = delta.get("toolUse")
             if isinstance(tool, dict):
-                entry = self.tools.setdefault(int(body.get("contentBlockIndex", 0)), ["", "", ""])
-                entry[2] += str(tool.get("input", ""))
+                fragment = str(tool.get("input", ""))
+                if block in self.answer_blocks:
+                    if fragment:
+                        self.generated.append(fragment)
+                        self.produced = True
+                        yield TextDelta(index=0, text=fragment)
+                else:
+                    self.tools.setdefault(block, ["", "", ""])[2] += fragment
+            reasoning = delta.get("reasoningContent")
+            if isinstance(reasoning, dict):
+                yield from self._reasoning(block, reasoning)
         elif "contentBlockStart" in item:
             body = item["contentBlockStart"]
+            block = int(body.get("contentBlockIndex", 0))
             tool = (body.get("start") or {}).get("toolUse")
             if isinstance(tool, dict):
-                entry = self.tools.setdefault(int(body.get("contentBlockIndex", 0)), ["", "", ""])
-                entry[0], entry[1] = str(tool.get("toolUseId", "")), str(tool.get("name", ""))
+                if self.response_tool is not None and tool.get("name") == self.response_tool:
+                    self.answer_blocks.add(block)
+                else:
+                    entry = self.tools.setdefault(block, ["", "", ""])
+                    entry[0], entry[1] = str(tool.get("toolUseId", "")), str(tool.get("name", ""))
+        elif "contentBlockStop" in item:
+            yield from self._close_reasoning(int(item["contentBlockStop"].get("contentBlockIndex", 0)))
         elif "messageStop" in item:
+            for block in sorted(self.reasoning):
+                yield from self._close_reasoning(block)
             yield from self._stop(str(item["messageStop"].get("stopReason", "")))
         elif "metadata" in item:
             usage = item["metadata"].get("usage") or {}
             if isinstance(usage.get("inputTokens"), int) and isinstance(usage.get("outputTokens"), int):
+                # Bedrock's inputTokens leaves out the cached tokens; OpenAI's prompt_tokens has them.
+                read, write = usage.get("cacheReadInputTokens"), usage.get("cacheWriteInputTokens")
+                read = read if isinstance(read, int) else None
+                write = write if isinstance(write, int) else None
                 self.usage = UsageReport(
-                    prompt_tokens=usage["inputTokens"], completion_tokens=usage["outputTokens"]
+                    prompt_tokens=usage["inputTokens"] + (read or 0) + (write or 0),
+                    completion_tokens=usage["outputTokens"],
+                    cached_tokens=read,
+                    cache_write_tokens=write,
                 )
+
+    def _reasoning(self, block: int, delta: dict[str, Any]) -> Iterator[Event]:
+        """ReasoningContentBlockDelta: a union of text, signature and redactedContent."""
+        entry = self.reasoning.setdefault(block, {"text": [], "signature": None, "redacted": None})
+        text = delta.get("text")
+        if isinstance(text, str) and text:
+            entry["text"].append(text)
+            self.generated.append(text)
+            self.produced = True
+            yield ReasoningDelta(index=0, text=text)
+        if isinstance(delta.get("signature"), str):
+            entry["signature"] = (entry["signature"] or "") + delta["signature"]
+        redacted = delta.get("redactedContent")
+        if isinstance(redacted, bytes | bytearray):
+            entry["redacted"] = (entry["redacted"] or b"") + bytes(redacted)
+            self.produced = True
+
+    def _close_reasoning(self, block: int) -> Iterator[Event]:
+        entry = self.reasoning.pop(block, None)
+        if entry is None:
+            return
+        if entry["redacted"] is not None:
+            data = base64.b64encode(entry["redacted"]).decode()
+            yield ReasoningDone(index=0, block={"type": "redacted_thinking", "data": data})
+        elif entry["signature"] is not None:
+            thinking = "".join(entry["text"])
+            yield ReasoningDone(
+                index=0, block={"type": "thinking", "thinking": thinking, "signature": entry["signature"]}
+            )
+        # Reasoning text without a signature cannot be sent back: it stays reasoning_content only.
 
     def _stop(self, stop_reason: str) -> Iterator[Event]:
         if stop_reason.startswith("malformed_"):
@@ -315,137 +366,7 @@ class _State:
             self.produced = True
             yield ToolCallsDone(index=0, calls=calls)
             reason = "tool_calls"
+        elif reason == "tool_calls" and self.answer_blocks:
+            reason = "stop"  # structured output: the response tool's input was the answer
         self.reason = reason
         yield Finish(index=0, reason=reason)
-
-
-# --- OpenAI-shaped messages -> Converse ------------------------------------------------------------
-
-
-def to_converse_messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Converse messages (consecutive same-role turns merged), and any system text found among them."""
-    out: list[dict[str, Any]] = []
-    system: list[str] = []
-    for message in messages:
-        role = message.get("role")
-        if role in ("system", "developer"):
-            system.append(_plain_text(message.get("content")))
-            continue
-        if role == "tool":
-            text = _plain_text(message.get("content")) or "(no output)"
-            result = {"toolUseId": str(message.get("tool_call_id", "")), "content": [{"text": text}]}
-            role, blocks = "user", [{"toolResult": result}]
-        elif role == "assistant":
-            blocks = _content_blocks(message.get("content"))
-            for tool_call in message.get("tool_calls") or []:
-                function = tool_call.get("function") or {}
-                blocks.append(
-                    {
-                        "toolUse": {
-                            "toolUseId": str(tool_call.get("id", "")),
-                            "name": str(function.get("name", "")),
-                            "input": _tool_input(function.get("arguments")),
-                        }
-                    }
-                )
-        elif role == "user":
-            blocks = _content_blocks(message.get("content"))
-        else:
-            raise InvalidRequest(
-                f"messages: role {role!r} is not supported by Bedrock models", param="messages"
-            )
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
-    return out, system
-
-
-def _content_blocks(content: Any) -> list[dict[str, Any]]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    blocks: list[dict[str, Any]] = []
-    for part in content:
-        kind = part.get("type")
-        if kind == "text":
-            if part.get("text"):
-                blocks.append({"text": part["text"]})
-        elif kind == "image_url":
-            url = part.get("image_url")
-            blocks.append(_image_block(url.get("url") if isinstance(url, dict) else url))
-        else:
-            raise InvalidRequest(
-                f"messages: content part {kind!r} is not supported by Bedrock models", param="messages"
-            )
-    return blocks
-
-
-def _image_block(url: Any) -> dict[str, Any]:
-    match = re.match(r"data:image/([\w.+-]+);base64,(.*)", url, re.DOTALL) if isinstance(url, str) else None
-    if match is None:
-        raise InvalidRequest(
-            "messages: Bedrock models take images only as base64 data: URLs", param="messages"
-        )
-    image_format = _IMAGE_FORMATS.get(match.group(1).lower())
-    if image_format is None:
-        raise InvalidRequest(f"messages: image type {match.group(1)!r} is not supported", param="messages")
-    try:
-        data = base64.b64decode(match.group(2), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("messages: an image data: URL is not valid base64", param="messages") from None
-    return {"image": {"format": image_format, "source": {"bytes": data}}}
-
-
-def _tool_input(arguments: Any) -> Any:
-    """Converse wants the call's arguments as a JSON object, not as text."""
-    if isinstance(arguments, dict):
-        return arguments
-    if not arguments:
-        return {}
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return {"arguments": str(arguments)}
-    return value if isinstance(value, dict) else {"value": value}
-
-
-def _has_tool_turns(call: ModelCall) -> bool:
-    return any(m.get("role") == "tool" or m.get("tool_calls") for m in call.messages)
-
-
-def _tool_config(call: ModelCall) -> dict[str, Any] | None:
-    """Converse has no "none" tool choice: omit the tools, unless the conversation already holds
-    tool calls or results, which Bedrock refuses without a toolConfig (then: tools, no choice)."""
-    if not call.tools or (call.tool_choice == "none" and not _has_tool_turns(call)):
-        return None
-    tools = []
-    for tool in call.tools:
-        spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.parameters}}
-        if tool.description:
-            spec["description"] = tool.description
-        tools.append({"toolSpec": spec})
-    config: dict[str, Any] = {"tools": tools}
-    choice = call.tool_choice
-    if choice == "auto":
-        config["toolChoice"] = {"auto": {}}
-    elif choice == "required":
-        config["toolChoice"] = {"any": {}}
-    elif isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
-        if name:
-            config["toolChoice"] = {"tool": {"name": name}}
-    return config
-
-
-def _plain_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return ""

@@ -26,6 +26,7 @@ from handler.providers.base import (
     ModelCall,
     ProviderError,
     ProviderTimeout,
+    ReasoningDelta,
     TextDelta,
     ToolCallOut,
     ToolCallsDone,
@@ -105,7 +106,9 @@ class OpenAIProvider:
                     for event in _chunk_events(chunk, choices):
                         if isinstance(event, TextDelta):
                             generated.append(event.text)
-                        if isinstance(event, TextDelta | ToolCallsDone):
+                        if isinstance(event, ReasoningDelta):
+                            generated.append(event.text)
+                        if isinstance(event, TextDelta | ToolCallsDone | ReasoningDelta):
                             produced = True
                         yield event
                 if not ended and not any(c.finished for c in choices.values()):
@@ -147,7 +150,8 @@ class OpenAIProvider:
 
     def request_body(self, call: ModelCall) -> dict[str, Any]:
         """The upstream request: only the fields that are set, plus streaming with usage."""
-        messages = list(call.messages)
+        # Reasoning sent back with an assistant turn is for Bedrock: DeepSeek refuses it in input.
+        messages = [_without_reasoning(m) for m in call.messages]
         if call.system:
             messages.insert(0, {"role": "system", "content": call.system})
         body: dict[str, Any] = {
@@ -164,6 +168,7 @@ class OpenAIProvider:
             "presence_penalty": call.presence_penalty,
             "frequency_penalty": call.frequency_penalty,
             "response_format": call.response_format,
+            "reasoning_effort": call.reasoning_effort,
         }
         body.update((k, v) for k, v in optional.items() if v is not None)
         if call.stop:
@@ -348,6 +353,10 @@ def _chunk_events(chunk: dict[str, Any], choices: dict[int, _Choice]) -> Iterato
         delta = raw.get("delta") or {}
         if not isinstance(delta, dict):
             raise _Malformed("delta is not an object")
+        for key in ("reasoning_content", "reasoning"):  # vLLM / DeepSeek, and OpenRouter / newer vLLM
+            reasoning = delta.get(key)
+            if isinstance(reasoning, str) and reasoning:
+                yield ReasoningDelta(index=index, text=reasoning, key=key)
         text = delta.get("content")
         if isinstance(text, str) and text:
             yield TextDelta(index=index, text=text)
@@ -408,11 +417,25 @@ def _close_open_choices(choices: dict[int, _Choice]) -> Iterator[Event]:
 def _usage(call: ModelCall, usage: dict[str, Any] | None, generated: list[str]) -> UsageReport:
     usage = usage or {}
     prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    estimated = not isinstance(prompt, int) or not isinstance(completion, int)
     if not isinstance(prompt, int):
         prompt = estimate_prompt_tokens(call)
     if not isinstance(completion, int):
         completion = sum(count_tokens(t) for t in generated)
-    return UsageReport(prompt_tokens=prompt, completion_tokens=completion)
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return UsageReport(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_tokens=cached if isinstance(cached, int) else None,
+        estimated=estimated,
+    )
+
+
+def _without_reasoning(message: dict[str, Any]) -> dict[str, Any]:
+    if "reasoning_content" not in message and "thinking_blocks" not in message:
+        return message
+    return {k: v for k, v in message.items() if k not in ("reasoning_content", "thinking_blocks")}
 
 
 # --- error bodies --------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ _LARGE: dict[str, Any] = {
     "tool_calls": None,
     "tool_runs": [],
     "params": {},
+    "reasoning_content": None,
+    "thinking_blocks": None,
 }
 
 

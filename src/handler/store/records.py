@@ -15,6 +15,8 @@ class RecordUsage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int | None = None  # prompt-cache reads (included in prompt_tokens)
+    cache_write_tokens: int | None = None  # prompt-cache writes (included in prompt_tokens)
 
 
 class Attempt(BaseModel):
@@ -54,3 +56,6 @@ class CompletionRecord(BaseModel):
     tool_runs: list[ToolRun] = Field(default_factory=list)
     attempts: list[Attempt] = Field(default_factory=list)
     error: dict[str, Any] | None = None
+    usage_estimated: bool = False  # the upstream reported no usage: counted by the gateway
+    reasoning_content: str | None = None
+    thinking_blocks: list[dict[str, Any]] | None = None  # reasoning blocks with their signatures
