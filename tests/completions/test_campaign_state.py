@@ -91,6 +91,7 @@ def test_the_state_is_read_once_per_max_age_and_a_completed_one_is_kept() -> Non
     assert (decided.status, decided.winner) == ("completed", "a")
     clock.now = 10_000
     assert config.cached("shop") is not None  # completed never changes back: kept
+    assert config.cached("shop") is config.cached("shop")  # one overlaid copy, not one per request
     assert len(store.reads) == 2
 
 

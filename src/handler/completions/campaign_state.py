@@ -74,6 +74,8 @@ class CampaignStateConfig:
         self._max_age_s = max_age_s
         self._clock = clock
         self._known: dict[str, tuple[float, CampaignState | None]] = {}  # id -> (fresh until, state)
+        # project -> (its config, the decisions overlaid, the overlaid copy)
+        self._copies: dict[str, tuple[ProjectConfig, list[tuple[str, str | None]], ProjectConfig]] = {}
         self._lock = threading.Lock()
 
     def project(self, name: str) -> ProjectConfig:
@@ -109,7 +111,7 @@ class CampaignStateConfig:
         return True, state
 
     def _overlay(self, config: ProjectConfig, read: bool) -> ProjectConfig | None:
-        updates: dict[str, CampaignConfig] = {}
+        decided: list[tuple[str, str | None]] = []  # (campaign key, winner)
         for key, campaign in config.campaigns.items():
             if campaign.status != "active" or campaign.stop is None:
                 continue  # only a stop rule ends a campaign at runtime
@@ -117,11 +119,18 @@ class CampaignStateConfig:
             if not known:
                 return None
             if state is not None and state.status == "completed":
-                winner = state.winner if state.winner in campaign.variants else None
-                updates[key] = campaign.model_copy(update={"status": "completed", "winner": winner})
-        if not updates:
+                decided.append((key, state.winner if state.winner in campaign.variants else None))
+        if not decided:
             return config
-        return config.model_copy(update={"campaigns": {**config.campaigns, **updates}})
+        memo = self._copies.get(config.project)
+        if memo is not None and memo[0] is config and memo[1] == decided:
+            return memo[2]  # the same config and decisions: the copy made before, not a new one
+        campaigns = dict(config.campaigns)
+        for key, winner in decided:
+            campaigns[key] = campaigns[key].model_copy(update={"status": "completed", "winner": winner})
+        overlaid = config.model_copy(update={"campaigns": campaigns})
+        self._copies[config.project] = (config, decided, overlaid)
+        return overlaid
 
 
 class CountersStore(CampaignStateStore, Protocol):
