@@ -7,6 +7,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from handler.completions.campaign_results import CampaignResultsService
+from handler.completions.campaign_state import CampaignStateConfig, CampaignStops
 from handler.completions.feedback import FeedbackService
 from handler.completions.records import RecordsService
 from handler.completions.service import CompletionService
@@ -39,10 +40,15 @@ def default_retry_queue() -> StoreRetryQueue | None:
 
 
 @cache
-def default_config() -> SSMConfigSource:
-    """Project config from SSM: one source (one cache) for every service of the process."""
+def default_config() -> CampaignStateConfig:
+    """Project config from SSM: one source (one cache) for every service of the process, with the
+    campaigns its stop rules ended (a state in DynamoDB) overlaid."""
     settings = get_settings()
-    return SSMConfigSource(settings.config_prefix, settings.config_max_age_s)
+    return CampaignStateConfig(
+        SSMConfigSource(settings.config_prefix, settings.config_max_age_s),
+        default_store(),
+        settings.config_max_age_s,
+    )
 
 
 @cache
@@ -72,7 +78,7 @@ def default_services() -> Services:
         keys=default_keys(),
         batches=default_batch_runtime,
         records=RecordsService(store, config),
-        feedback=FeedbackService(store, config),
+        feedback=FeedbackService(store, config, stops=CampaignStops(store, config)),
         campaigns=CampaignResultsService(store, config),
     )
 

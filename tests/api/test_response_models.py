@@ -24,6 +24,9 @@ def _document() -> dict[str, Any]:
     return create_app(no_services).openapi()
 
 
+HTML_PAGES = {("get", "/api/v1/projects/{project}/ab_campaigns/{id_or_key}/report")}
+
+
 @pytest.mark.unit
 def test_every_operations_success_body_is_a_named_schema() -> None:
     document = _document()
@@ -31,6 +34,9 @@ def test_every_operations_success_body_is_a_named_schema() -> None:
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             success = next(r for status, r in operation["responses"].items() if status.startswith("2"))
+            if (method, path) in HTML_PAGES:  # a page for people, not a body for clients
+                assert set(success["content"]) == {"text/html"}, (method, path)
+                continue
             ref = success["content"]["application/json"]["schema"]["$ref"]
             name = ref.rsplit("/", 1)[1]
             assert name in schemas, (method, path, name)

@@ -14,6 +14,9 @@ from handler.errors import NotFound
 from handler.store.errors import InvalidCursor
 from handler.store.records import CompletionRecord
 from handler.store.values import (
+    CampaignCounters,
+    CampaignState,
+    Comparison,
     CompletionPage,
     CompletionQuery,
     Feedback,
@@ -50,6 +53,8 @@ class MemoryStore:
         self.feedback: list[Feedback] = []
         self.outcomes: list[SessionOutcome] = []
         self.stats: dict[str, list[VariantStats]] = {}
+        self.comparisons: list[Comparison] = []
+        self.states: dict[str, CampaignState] = {}
         self.queries: list[CompletionQuery] = []
         self.reads: list[tuple[str, str]] = []  # (method, key), in order
         self.put_completions(records)
@@ -90,6 +95,22 @@ class MemoryStore:
     def campaign_stats(self, campaign_id: str) -> list[VariantStats]:
         self.reads.append(("campaign_stats", campaign_id))
         return list(self.stats.get(campaign_id, []))
+
+    def put_comparison(self, comparison: Comparison) -> None:
+        self.comparisons.append(comparison)
+
+    def campaign_counters(self, campaign_id: str) -> CampaignCounters:
+        self.reads.append(("campaign_counters", campaign_id))
+        return CampaignCounters(
+            variants=list(self.stats.get(campaign_id, [])), state=self.states.get(campaign_id)
+        )
+
+    def campaign_state(self, campaign_id: str) -> CampaignState | None:
+        self.reads.append(("campaign_state", campaign_id))
+        return self.states.get(campaign_id)
+
+    def end_campaign(self, state: CampaignState) -> CampaignState:
+        return self.states.setdefault(state.campaign_id, state)
 
 
 def stats(variant: str, project: str, requests: int, **metrics: tuple[int, float]) -> VariantStats:

@@ -112,4 +112,4 @@ def test_results_by_id_read_the_counters_once() -> None:
     campaigns, store = service()
     store.stats[SPRING] = [stats("small", "shop", 1)]
     asyncio.run(campaigns.results(SHOP, SPRING))
-    assert store.reads == [("campaign_stats", SPRING)]
+    assert store.reads == [("campaign_counters", SPRING)]

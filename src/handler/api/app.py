@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handler.api import errors
 from handler.api.auth import authenticate
-from handler.api.routes import batches, campaigns, chat, feedback, queries, records
+from handler.api.routes import batches, campaigns, chat, comparison, feedback, queries, records
 from handler.contract.errors import error_body
 from handler.settings import get_settings
 
@@ -134,6 +134,7 @@ def create_app(services: ServicesFactory) -> FastAPI:
     app.include_router(chat.router, dependencies=api)
     app.include_router(records.router, dependencies=api)
     app.include_router(feedback.router, dependencies=api)
+    app.include_router(comparison.router, dependencies=api)
     app.include_router(campaigns.router, dependencies=api)
     app.include_router(queries.router, dependencies=api)
     app.include_router(batches.router, dependencies=api)

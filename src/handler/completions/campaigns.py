@@ -5,6 +5,10 @@ it names it (`ab_campaign`: the campaign's id or key, whatever its model says), 
 `model: "{project}"` while the project has an active campaign. Assignment hashes the campaign id
 with the request's session id (else its user) onto the weights, so a conversation keeps its model;
 a request with neither is assigned at random.
+
+A campaign its stop rule completed (status `completed`, overlaid on the config from the store by
+completions/campaign_state.py) takes no more requests into its counts: `model: "{project}"`, or
+naming the campaign, is served by its winner (`then: winner`) or the project's default.
 """
 
 from __future__ import annotations
@@ -78,10 +82,15 @@ def route(
             return Routing(requested_model)
         active = project.active_campaign()
         if active is None:
-            return Routing(None)
+            decided = project.decided_campaign()
+            return Routing(decided[1].winner if decided else None)
         key, campaign = active
     else:
         key, campaign = find_campaign(project, ab_campaign)
+        if campaign.status == "completed":
+            if requested_model is not None:
+                return Routing(requested_model)
+            return Routing(campaign.winner if campaign.then == "winner" else None)
         if campaign.status != "active":
             raise InvalidRequest(
                 f"ab_campaign: campaign {key!r} is {campaign.status}, not active; it takes no requests",

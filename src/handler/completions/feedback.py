@@ -7,6 +7,11 @@ project and session: the project is checked (403, then 404), the session need no
 whichever of the session's completions are stored in that project.
 
 A value is a number, or a boolean stored as 1 or 0, so that its mean is a rate.
+
+A client may name its feedback or outcome (`feedback_id` / `outcome_id`): sending it again counts
+nothing more. A comparison (a preference between two completions of the project) counts toward its
+campaign's pair of variants when both were served by one campaign. After a value is counted, the
+campaign's stop rule is checked (completions/campaign_state.py).
 """
 
 from __future__ import annotations
@@ -19,9 +24,15 @@ from typing import Any
 
 from handler.completions.access import open_completion, open_project
 from handler.completions.caller import Caller
+from handler.completions.campaign_state import OUTCOME_PREFIX, CampaignStops
+from handler.config.models import ProjectConfig
 from handler.config.source import ConfigSource
+from handler.errors import InvalidRequest, NotFound
+from handler.observability import logger
 from handler.store.base import Store
-from handler.store.values import Feedback, SessionOutcome, session_campaigns
+from handler.store.errors import StoreError
+from handler.store.records import CompletionRecord
+from handler.store.values import Comparison, Feedback, SessionOutcome, session_campaigns
 
 
 def _new_id() -> str:
@@ -38,11 +49,26 @@ class FeedbackService:
         *,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = _new_id,
+        stops: CampaignStops | None = None,
     ) -> None:
         self._store = store
         self._config = config
         self._clock = clock
         self._new_id = new_id
+        self._stops = stops
+
+    async def _check_stop(self, project: ProjectConfig | str, campaign_id: str, metric: str) -> None:
+        """The campaign's stop rule, after a value was counted; its failure fails no write (the
+        value is stored, and the next one checks again)."""
+        if self._stops is None:
+            return
+        try:
+            config = project if isinstance(project, ProjectConfig) else self._config.cached(project)
+            if config is None:
+                config = await asyncio.to_thread(self._config.project, str(project))
+            await self._stops.check(config, campaign_id, metric)
+        except (StoreError, NotFound) as exc:
+            logger.warning("stop rule not checked", extra={"campaign": campaign_id, "error": str(exc)})
 
     async def add_feedback(
         self,
@@ -54,11 +80,12 @@ class FeedbackService:
         reason: str | None = None,
         details: str | dict[str, Any] | None = None,
         user_id: str | None = None,
+        feedback_id: str | None = None,
     ) -> Feedback:
         """Store feedback on a completion the caller may read (404 unknown, 403 another project's)."""
         record = await open_completion(self._store, caller, completion_id)
         feedback = Feedback(
-            feedback_id=self._new_id(),
+            feedback_id=feedback_id or self._new_id(),
             completion_id=completion_id,
             project=record.project,
             metric=metric,
@@ -71,6 +98,8 @@ class FeedbackService:
             variant=record.variant,
         )
         await asyncio.to_thread(self._store.put_feedback, feedback)
+        if feedback.campaign and feedback.variant:
+            await self._check_stop(record.project, feedback.campaign, metric)
         return feedback
 
     async def feedback_of(self, caller: Caller, completion_id: str) -> list[Feedback]:
@@ -87,13 +116,14 @@ class FeedbackService:
         metric: str,
         value: float,
         user_id: str | None = None,
+        outcome_id: str | None = None,
     ) -> SessionOutcome:
         """Store a session's outcome in a project the caller may use (403, else 404 naming
         `project_id`, the field the API takes it from)."""
-        await open_project(self._config, caller, project_id, "project_id")
+        config = await open_project(self._config, caller, project_id, "project_id")
         records = await asyncio.to_thread(self._store.list_session, session_id)
         outcome = SessionOutcome(
-            outcome_id=self._new_id(),
+            outcome_id=outcome_id or self._new_id(),
             session_id=session_id,
             project=project_id,
             metric=metric,
@@ -103,4 +133,52 @@ class FeedbackService:
             campaigns=session_campaigns(r for r in records if r.project == project_id),
         )
         await asyncio.to_thread(self._store.put_outcome, outcome)
+        for campaign_id, _ in outcome.campaigns:
+            await self._check_stop(config, campaign_id, f"{OUTCOME_PREFIX}{metric}")
         return outcome
+
+    async def _project_completion(self, project: str, completion_id: str, param: str) -> CompletionRecord:
+        """A completion of `project`; another project's answers exactly like a missing one."""
+        record = await asyncio.to_thread(self._store.get_completion, completion_id)
+        if record is None or record.project != project:
+            raise NotFound(f"completion {completion_id} does not exist", param=param)
+        return record
+
+    async def add_comparison(
+        self,
+        caller: Caller,
+        project: str,
+        *,
+        metric: str,
+        preferred_completion: str,
+        other_completion: str,
+        tied: str | None = None,
+        user_id: str | None = None,
+        comparison_id: str | None = None,
+    ) -> Comparison:
+        """Store a preference between two completions of `project` (403 for a project outside the
+        key; 404 for a completion that is missing or another project's)."""
+        if preferred_completion == other_completion:
+            raise InvalidRequest(
+                "other_completion: must be a different completion from preferred_completion",
+                param="other_completion",
+            )
+        await open_project(self._config, caller, project, "project")
+        preferred = await self._project_completion(project, preferred_completion, "preferred_completion")
+        other = await self._project_completion(project, other_completion, "other_completion")
+        same_campaign = preferred.campaign is not None and preferred.campaign == other.campaign
+        comparison = Comparison(
+            comparison_id=comparison_id or self._new_id(),
+            project=project,
+            metric=metric,
+            preferred_completion=preferred_completion,
+            other_completion=other_completion,
+            tied=tied,
+            user_id=user_id,
+            created=self._clock(),
+            campaign=preferred.campaign if same_campaign else None,
+            preferred_variant=preferred.variant if same_campaign else None,
+            other_variant=other.variant if same_campaign else None,
+        )
+        await asyncio.to_thread(self._store.put_comparison, comparison)
+        return comparison

@@ -165,10 +165,41 @@ class ToolConfig(_Strict):
     target: Annotated[HttpTarget | LambdaTarget, Field(discriminator="type")]
 
 
+class StopConfig(_Strict):
+    """When a campaign is decided (experiments/statistics.py `evaluate_stop`): every variant has
+    `min_samples` values of `metric` (a feedback metric, or `outcome:<metric>` for a session
+    outcome) and the best is significantly better than every other at `confidence`."""
+
+    metric: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,71}$")]
+    min_samples: Annotated[int, Field(ge=2)]
+    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    higher_is_better: bool = True
+
+
 class CampaignConfig(_Strict):
     id: uuid.UUID
-    status: Literal["active", "paused", "ended"] = "active"
+    # completed: decided by its stop rule (the gateway records that in DynamoDB and overlays it).
+    status: Literal["active", "paused", "ended", "completed"] = "active"
     variants: dict[str, Annotated[float, Field(ge=0)]]
+    control: str | None = None  # the variant others are compared with; default: the first
+    stop: StopConfig | None = None
+    # After it completes, `model: "{project}"` goes to the winner, or to the project's default.
+    then: Literal["winner", "default"] = "winner"
+    winner: str | None = None
+
+    @model_validator(mode="after")
+    def _variants_named(self) -> CampaignConfig:
+        for field in ("control", "winner"):
+            name = getattr(self, field)
+            if name is not None and name not in self.variants:
+                raise ValueError(f"{field}: {name!r} is not one of variants")
+        if self.winner is not None and self.status != "completed":
+            raise ValueError("winner: only a completed campaign has one")
+        return self
+
+    @property
+    def control_variant(self) -> str:
+        return self.control or next(iter(self.variants))
 
     @field_validator("variants")
     @classmethod
@@ -218,6 +249,13 @@ class ProjectConfig(_Strict):
                 '(it routes `model: "{project}"`)'
             )
         return self
+
+    def decided_campaign(self) -> tuple[str, CampaignConfig] | None:
+        """The first completed campaign that hands `model: "{project}"` to its winner."""
+        for key, campaign in self.campaigns.items():
+            if campaign.status == "completed" and campaign.then == "winner" and campaign.winner:
+                return key, campaign
+        return None
 
     def active_campaign(self) -> tuple[str, CampaignConfig] | None:
         """The project's active campaign, which `model: "{project}"` is routed through."""

@@ -314,7 +314,8 @@ def _preferences_section(prefs: list[PreferenceResult], confidence: float) -> st
         else:
             verdict = "no significant preference"
         rows.append(
-            f'<tr data-pair="{_e(p.variant_a)} vs {_e(p.variant_b)}"><td>{_e(p.variant_a)} vs {_e(p.variant_b)}</td>'
+            f'<tr data-pair="{_e(p.variant_a)} vs {_e(p.variant_b)}"><td>{_e(p.variant_a)} vs {_e(p.variant_b)}'
+            f"{_e(f' ({p.metric})' if p.metric else '')}</td>"
             f'<td class="num n">{p.n}</td><td class="num">{p.wins}</td><td class="num">{p.losses}</td>'
             f'<td class="num">{p.ties}</td><td class="num">{_e(_num(p.win_rate))}</td>'
             f'<td class="num">{_e(_ci(p.ci))}</td><td class="num p">{_e(_p(p.p_value))}</td>'

@@ -43,13 +43,17 @@ class Bounds(BaseModel):
     high: float
 
 
-class VariantResult(BaseModel):
+class VariantStatistics(BaseModel):
     variant: str
     n: int
     mean: float | None
     variance: float | None
     ci: Bounds | None
     is_control: bool = False
+
+
+#: Named apart from the results endpoint's `VariantResult` (one OpenAPI schema name each).
+VariantResult = VariantStatistics
 
 
 class ComparisonResult(BaseModel):
@@ -81,6 +85,7 @@ class MetricResult(BaseModel):
 class PreferenceResult(BaseModel):
     variant_a: str
     variant_b: str
+    metric: str | None = None  # the criterion the judgements were about, when it is known
     wins: int
     losses: int
     ties: int
@@ -102,17 +107,20 @@ class StopResult(BaseModel):
     alpha: float
 
 
-class CampaignResults(BaseModel):
+class CampaignStatistics(BaseModel):
     campaign_id: str
     key: str
     name: str
-    status: Literal["active", "completed"]
+    status: Literal["active", "paused", "ended", "completed"]
     control: str | None
     winner: str | None = None
     confidence: float = 0.95
     metrics: list[MetricResult] = []
     preferences: list[PreferenceResult] = []
     stop: StopResult | None = None
+
+
+CampaignResults = CampaignStatistics
 
 
 def _bounds(interval: Interval | None) -> Bounds | None:
@@ -164,15 +172,15 @@ def build_results(
     stats: Mapping[str, Mapping[str, MetricCounts]],
     *,
     control: str | None = None,
-    status: Literal["active", "completed"] = "active",
-    preferences: Mapping[tuple[str, str], tuple[int, int, int]] | None = None,
+    status: Literal["active", "paused", "ended", "completed"] = "active",
+    preferences: Mapping[tuple[str, str] | tuple[str, str, str], tuple[int, int, int]] | None = None,
     stop: StopRule | None = None,
     confidence: float = 0.95,
     lower_is_better: Collection[str] = (),
 ) -> CampaignResults:
     """The results of a campaign from its counts.
 
-    `preferences` maps (a, b) to a's (wins, losses, ties) against b. `lower_is_better` names the
+    `preferences` maps (a, b), or (a, b, metric), to a's (wins, losses, ties) against b. `lower_is_better` names the
     metrics where smaller wins (latency, cost); it only words the verdict (the stop rule has its
     own `higher_is_better`). A stop rule that is met marks the campaign completed with its winner.
     """
@@ -222,12 +230,14 @@ def build_results(
         )
 
     pairs: list[PreferenceResult] = []
-    for (a, b), (wins, losses, ties) in (preferences or {}).items():
+    for pair, (wins, losses, ties) in (preferences or {}).items():
+        a, b = pair[0], pair[1]
         p = preference(wins, losses, ties, confidence)
         pairs.append(
             PreferenceResult(
                 variant_a=a,
                 variant_b=b,
+                metric=pair[2] if len(pair) == 3 else None,
                 wins=wins,
                 losses=losses,
                 ties=ties,

@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from handler.store.records import CompletionRecord
-from handler.store.values import CompletionPage, CompletionQuery, Feedback, SessionOutcome, VariantStats
+from handler.store.values import (
+    CampaignCounters,
+    CampaignState,
+    Comparison,
+    CompletionPage,
+    CompletionQuery,
+    Feedback,
+    SessionOutcome,
+    VariantStats,
+)
 
 
 class CompletionStore(Protocol):
@@ -38,6 +47,21 @@ class FeedbackStore(Protocol):
 
     def campaign_stats(self, campaign_id: str) -> list[VariantStats]: ...
 
+    def put_comparison(self, comparison: Comparison) -> None:
+        """Store a preference and add it to its campaign pair's counters (once per id)."""
 
-class Store(CompletionStore, FeedbackStore, Protocol):
+    def campaign_counters(self, campaign_id: str) -> CampaignCounters:
+        """A campaign's variant counters, preference pairs and state, in one read."""
+
+
+class CampaignStateStore(Protocol):
+    """The gateway's decisions about campaigns (SSM config is read-only at runtime)."""
+
+    def campaign_state(self, campaign_id: str) -> CampaignState | None: ...
+
+    def end_campaign(self, state: CampaignState) -> CampaignState:
+        """Record the end unless one is recorded; the state that stands."""
+
+
+class Store(CompletionStore, FeedbackStore, CampaignStateStore, Protocol):
     """Both concerns in one (what the completion service holds, for its routes)."""

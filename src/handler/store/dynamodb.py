@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from handler.aws import LazyClient
+from handler.store import campaigns as cs
 from handler.store import feedback as fb
 from handler.store import queries
 from handler.store.dynamo import DynamoClient, Item, query_items, write_items
@@ -22,7 +23,16 @@ from handler.store.errors import store_errors
 from handler.store.layout import completion_key, completion_sort_key
 from handler.store.offload import Payloads, default_payloads, pack, unpack
 from handler.store.records import CompletionRecord
-from handler.store.values import CompletionPage, CompletionQuery, Feedback, SessionOutcome, VariantStats
+from handler.store.values import (
+    CampaignCounters,
+    CampaignState,
+    Comparison,
+    CompletionPage,
+    CompletionQuery,
+    Feedback,
+    SessionOutcome,
+    VariantStats,
+)
 
 
 class DynamoCompletionStore:
@@ -68,13 +78,14 @@ class DynamoCompletionStore:
         """Records, their query index items (store/queries.py), then their campaign counters."""
         with store_errors("writing completion records"):
             requests: list[Item] = []
+            expires: int | None = None
             for record in records:
                 item = self.item_for(record)
                 requests.append({"PutRequest": {"Item": item}})
                 expires = int(item["expires_at"]["N"]) if "expires_at" in item else None
                 requests.extend({"PutRequest": {"Item": i}} for i in queries.index_items(record, expires))
             write_items(self.client, self._table, requests, what="writing completion records")
-            fb.count_requests(self.client, self._table, records)  # last: a retried write counts once
+            fb.count_requests(self.client, self._table, records, expires)  # last; counts once per request
 
     def get_completion(self, completion_id: str) -> CompletionRecord | None:
         with store_errors("reading a completion"):
@@ -116,6 +127,24 @@ class DynamoCompletionStore:
     def campaign_stats(self, campaign_id: str) -> list[VariantStats]:
         with store_errors("reading campaign results"):
             return fb.campaign_stats(self.client, self._table, campaign_id)
+
+    # --- comparisons, campaign state (store/campaigns.py) -----------------------------------------
+
+    def put_comparison(self, comparison: Comparison) -> None:
+        with store_errors("writing a comparison"):
+            cs.put_comparison(self.client, self._table, comparison, self._ttl_days)
+
+    def campaign_counters(self, campaign_id: str) -> CampaignCounters:
+        with store_errors("reading campaign results"):
+            return cs.campaign_counters(self.client, self._table, campaign_id)
+
+    def campaign_state(self, campaign_id: str) -> CampaignState | None:
+        with store_errors("reading a campaign's state"):
+            return cs.campaign_state(self.client, self._table, campaign_id)
+
+    def end_campaign(self, state: CampaignState) -> CampaignState:
+        with store_errors("ending a campaign"):
+            return cs.end_campaign(self.client, self._table, state)
 
     def record_from(self, item: Item) -> CompletionRecord:
         return unpack(item, self.payloads)

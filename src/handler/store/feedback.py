@@ -5,10 +5,16 @@ feedback  pk=COMPLETION#{completion_id}  sk=FEEDBACK#{feedback_id}   body = JSON
 outcome   pk=SESSION#{session_id}        sk=OUTCOME#{outcome_id}     body = JSON
 stats     pk=CAMPAIGN#{campaign_id}      sk=VARIANT#{variant}        project, requests, completions,
           failures, fb_n#{metric}, fb_sum#{metric}, oc_n#{metric}, oc_sum#{metric}   (numbers)
+          and fb_sq# / oc_sq# (sums of squares), fb_nb# / oc_nb# (values not 0 or 1)
+counted   pk=REQUEST#{request_id}    sk=COUNTED#{campaign_id}     (a request is counted once)
 ```
 Results never scan: every stored request, feedback and outcome in a campaign adds to its variant's
 counters with one atomic `ADD` (a feedback or outcome item and its counters in one transaction, so
 they cannot disagree), and the results endpoint reads one campaign partition.
+
+Counting is exact under redelivery: a feedback or outcome item is put only if absent (the same id
+never counts twice), and a request's counters are added in one transaction with a `counted` marker
+put only if absent, so a store-retry message delivered twice or a replayed batch counts once.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import orjson
 
 from handler.store.dynamo import DynamoClient, Item, query_items
+from handler.store.once import transact_once
 from handler.store.records import CompletionRecord
 from handler.store.values import Feedback, MetricStats, SessionOutcome, VariantStats
 
@@ -39,16 +46,20 @@ def _metric_update(
         "Update": {
             "TableName": table,
             "Key": stats_key(campaign_id, variant),
-            "UpdateExpression": "SET #project = :project ADD #n :one, #sum :value",
+            "UpdateExpression": "SET #project = :project ADD #n :one, #sum :value, #sq :sq, #nb :nb",
             "ExpressionAttributeNames": {
                 "#project": "project",
                 "#n": f"{prefix}_n#{metric}",
                 "#sum": f"{prefix}_sum#{metric}",
+                "#sq": f"{prefix}_sq#{metric}",
+                "#nb": f"{prefix}_nb#{metric}",
             },
             "ExpressionAttributeValues": {
                 ":project": {"S": project},
                 ":one": {"N": "1"},
                 ":value": _number(value),
+                ":sq": _number(float(value) * float(value)),
+                ":nb": {"N": "0" if float(value) in (0.0, 1.0) else "1"},
             },
         }
     }
@@ -60,25 +71,36 @@ def _ttl(item: Item, created: float, ttl_days: int) -> Item:
     return item
 
 
-def count_requests(client: DynamoClient, table: str, records: Sequence[CompletionRecord]) -> None:
-    """Add stored completions to their campaign variants' counters (one update per request)."""
+def count_requests(
+    client: DynamoClient, table: str, records: Sequence[CompletionRecord], expires: int | None = None
+) -> None:
+    """Add stored completions to their campaign variants' counters, once per request: the update
+    and a `counted` marker (put only if absent) in one transaction, so a rewrite counts nothing."""
     groups: dict[tuple[str, str, str], list[CompletionRecord]] = defaultdict(list)
     for record in records:
         if record.campaign and record.variant:
             groups[(record.campaign, record.variant, record.request_id)].append(record)
-    for (campaign_id, variant, _), group in groups.items():
-        client.update_item(
-            TableName=table,
-            Key=stats_key(campaign_id, variant),
-            UpdateExpression="SET #project = :project ADD requests :one, completions :n, failures :failed",
-            ExpressionAttributeNames={"#project": "project"},
-            ExpressionAttributeValues={
+    for (campaign_id, variant, request_id), group in groups.items():
+        marker: Item = {
+            "pk": {"S": f"REQUEST#{request_id}"},
+            "sk": {"S": f"COUNTED#{campaign_id}"},
+            "type": {"S": "counted"},
+        }
+        if expires is not None:
+            marker["expires_at"] = {"N": str(expires)}
+        update = {
+            "TableName": table,
+            "Key": stats_key(campaign_id, variant),
+            "UpdateExpression": "SET #project = :project ADD requests :one, completions :n, failures :failed",
+            "ExpressionAttributeNames": {"#project": "project"},
+            "ExpressionAttributeValues": {
                 ":project": {"S": group[0].project},
                 ":one": {"N": "1"},
                 ":n": {"N": str(len(group))},
                 ":failed": {"N": str(sum(r.status != "completed" for r in group))},
             },
-        )
+        }
+        transact_once(client, table, marker, [{"Update": update}])
 
 
 def put_feedback(client: DynamoClient, table: str, feedback: Feedback, ttl_days: int = 0) -> None:
@@ -93,7 +115,7 @@ def put_feedback(client: DynamoClient, table: str, feedback: Feedback, ttl_days:
         feedback.created,
         ttl_days,
     )
-    writes: list[dict[str, Any]] = [{"Put": {"TableName": table, "Item": item}}]
+    writes: list[dict[str, Any]] = []
     if feedback.campaign and feedback.variant:
         writes.append(
             _metric_update(
@@ -106,7 +128,7 @@ def put_feedback(client: DynamoClient, table: str, feedback: Feedback, ttl_days:
                 feedback.value,
             )
         )
-    client.transact_write_items(TransactItems=writes)
+    transact_once(client, table, item, writes)
 
 
 def put_outcome(client: DynamoClient, table: str, outcome: SessionOutcome, ttl_days: int = 0) -> None:
@@ -121,12 +143,12 @@ def put_outcome(client: DynamoClient, table: str, outcome: SessionOutcome, ttl_d
         outcome.created,
         ttl_days,
     )
-    writes: list[dict[str, Any]] = [{"Put": {"TableName": table, "Item": item}}]
+    writes: list[dict[str, Any]] = []
     for campaign_id, variant in outcome.campaigns[:99]:  # a transaction holds 100 writes
         writes.append(
             _metric_update(table, campaign_id, variant, outcome.project, "oc", outcome.metric, outcome.value)
         )
-    client.transact_write_items(TransactItems=writes)
+    transact_once(client, table, item, writes)
 
 
 def list_feedback(client: DynamoClient, table: str, completion_id: str) -> list[Feedback]:
@@ -146,7 +168,14 @@ def _metrics(item: Item, prefix: str) -> dict[str, MetricStats]:
         k[len(prefix) + 3 :]: int(float(v["N"])) for k, v in item.items() if k.startswith(f"{prefix}_n#")
     }
     sums = {k[len(prefix) + 5 :]: float(v["N"]) for k, v in item.items() if k.startswith(f"{prefix}_sum#")}
-    return {metric: MetricStats(count=n, sum=sums.get(metric, 0.0)) for metric, n in sorted(counts.items())}
+    squares = {k[len(prefix) + 4 :]: float(v["N"]) for k, v in item.items() if k.startswith(f"{prefix}_sq#")}
+    odd = {k[len(prefix) + 4 :]: int(float(v["N"])) for k, v in item.items() if k.startswith(f"{prefix}_nb#")}
+    return {
+        metric: MetricStats(
+            count=n, sum=sums.get(metric, 0.0), sum_sq=squares.get(metric, 0.0), non_binary=odd.get(metric, 0)
+        )
+        for metric, n in sorted(counts.items())
+    }
 
 
 def campaign_stats(client: DynamoClient, table: str, campaign_id: str) -> list[VariantStats]:
@@ -158,15 +187,17 @@ def campaign_stats(client: DynamoClient, table: str, campaign_id: str) -> list[V
         ExpressionAttributeValues={":pk": {"S": f"CAMPAIGN#{campaign_id}"}, ":sk": {"S": "VARIANT#"}},
         ConsistentRead=True,
     )
-    return [
-        VariantStats(
-            variant=item["sk"]["S"].removeprefix("VARIANT#"),
-            project=item.get("project", {}).get("S"),
-            requests=int(float(item.get("requests", {}).get("N", "0"))),
-            completions=int(float(item.get("completions", {}).get("N", "0"))),
-            failures=int(float(item.get("failures", {}).get("N", "0"))),
-            feedback=_metrics(item, "fb"),
-            outcomes=_metrics(item, "oc"),
-        )
-        for item in items
-    ]
+    return [variant_stats(item) for item in items]
+
+
+def variant_stats(item: Item) -> VariantStats:
+    """A variant's counters item, read."""
+    return VariantStats(
+        variant=item["sk"]["S"].removeprefix("VARIANT#"),
+        project=item.get("project", {}).get("S"),
+        requests=int(float(item.get("requests", {}).get("N", "0"))),
+        completions=int(float(item.get("completions", {}).get("N", "0"))),
+        failures=int(float(item.get("failures", {}).get("N", "0"))),
+        feedback=_metrics(item, "fb"),
+        outcomes=_metrics(item, "oc"),
+    )

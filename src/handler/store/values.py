@@ -42,6 +42,8 @@ class SessionOutcome(BaseModel):
 class MetricStats(BaseModel):
     count: int
     sum: float
+    sum_sq: float = 0.0  # sum of squares: with count and sum, the variance
+    non_binary: int = 0  # how many values were not exactly 0 or 1 (0: a rate, tested as one)
 
     @property
     def mean(self) -> float | None:
@@ -56,6 +58,51 @@ class VariantStats(BaseModel):
     failures: int = 0
     feedback: dict[str, MetricStats] = {}
     outcomes: dict[str, MetricStats] = {}
+
+
+class Comparison(BaseModel):
+    """A preference between two completions on a metric (`tied`: neither preferred)."""
+
+    comparison_id: str
+    project: str
+    metric: str
+    preferred_completion: str
+    other_completion: str
+    tied: str | None = None  # None | "good" | "bad"
+    user_id: str | None = None
+    created: float
+    campaign: str | None = None  # set when both completions were served by one campaign
+    preferred_variant: str | None = None
+    other_variant: str | None = None
+
+
+class PairStats(BaseModel):
+    """Preferences between variants `a` and `b` (a < b) on a metric: a's wins, losses and ties."""
+
+    a: str
+    b: str
+    metric: str
+    wins: int = 0
+    losses: int = 0
+    ties: int = 0
+
+
+class CampaignState(BaseModel):
+    """What the gateway decided about a campaign (the config in SSM is read-only at runtime)."""
+
+    campaign_id: str
+    status: str = "completed"
+    winner: str | None = None
+    reason: str = ""
+    ended: float = 0.0
+
+
+class CampaignCounters(BaseModel):
+    """One read of a campaign's partition: its variants' counters, preference pairs and state."""
+
+    variants: list[VariantStats] = []
+    pairs: list[PairStats] = []
+    state: CampaignState | None = None
 
 
 def session_campaigns(records: Iterable[CompletionRecord]) -> list[tuple[str, str]]:

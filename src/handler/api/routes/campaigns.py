@@ -4,6 +4,7 @@
 `GET /api/v1/projects/{project}/ab_campaigns/{id_or_key}/results`     results
 `GET /api/v1/ab_campaigns/{id_or_key}/results[?project=...]`          the same; without `project`,
                                                                       the campaign must be named by id
+`GET /api/v1/projects/{project}/ab_campaigns/{id_or_key}/report`      the results as one HTML page
 
 What the results hold, and where they come from, is `completions/campaign_results.py`.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from handler.api.auth import CallerDep
@@ -66,3 +68,18 @@ async def campaign_results(
     id_or_key: str, caller: CallerDep, services: ServicesDep, project: str | None = None
 ) -> CampaignResults:
     return await services.campaigns.results(caller, id_or_key, project)
+
+
+@router.get(
+    "/api/v1/projects/{project}/ab_campaigns/{id_or_key}/report",
+    response_class=HTMLResponse,  # errors are JSON: api/openapi.py documents them so (no `responses=`)
+    summary="A campaign's results as a self-contained HTML page",
+)
+async def project_campaign_report(
+    project: str, id_or_key: str, caller: CallerDep, services: ServicesDep
+) -> HTMLResponse:
+    """Drawn with inline SVG and CSS only; the policy header holds it to that (nothing fetched)."""
+    return HTMLResponse(
+        await services.campaigns.report(caller, id_or_key, project),
+        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"},
+    )

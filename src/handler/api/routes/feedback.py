@@ -2,6 +2,7 @@
 
 `POST /api/v1/feedback` `{completion_id, metric, value, reason?, details?, user_id?}` -> `{feedback_id}`
 `POST /api/v1/outcome`  `{value, project_id, metric, session_id, user_id?}`        -> `{outcome_id}`
+(`feedback_id` / `outcome_id`, optional UUIDs: the client's own id; sent again, it counts once)
 `GET  /api/v1/completions/{completion_id}/feedback`                              -> the feedback, oldest first
 
 `value` is a number, or a boolean (stored as 1 or 0, so that its mean is a rate).
@@ -47,6 +48,9 @@ class FeedbackRequest(_Body):
     reason: Annotated[StrictStr, Field(max_length=4096)] | None = None
     details: Annotated[StrictStr, Field(max_length=16384)] | dict[str, Any] | None = None
     user_id: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
+    feedback_id: uuid.UUID | None = Field(
+        default=None, description="The client's id for this feedback: sending it again counts it once"
+    )
 
 
 class FeedbackCreated(BaseModel):
@@ -59,6 +63,9 @@ class OutcomeRequest(_Body):
     metric: Metric
     session_id: uuid.UUID
     user_id: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
+    outcome_id: uuid.UUID | None = Field(
+        default=None, description="The client's id for this outcome: sending it again counts it once"
+    )
 
 
 class OutcomeCreated(BaseModel):
@@ -85,6 +92,7 @@ async def add_feedback(body: FeedbackRequest, caller: CallerDep, services: Servi
         reason=body.reason,
         details=body.details,
         user_id=body.user_id,
+        feedback_id=str(body.feedback_id) if body.feedback_id else None,
     )
     return FeedbackCreated(feedback_id=feedback.feedback_id)
 
@@ -116,5 +124,6 @@ async def add_outcome(body: OutcomeRequest, caller: CallerDep, services: Service
         metric=body.metric,
         value=body.value,
         user_id=body.user_id,
+        outcome_id=str(body.outcome_id) if body.outcome_id else None,
     )
     return OutcomeCreated(outcome_id=outcome.outcome_id)
