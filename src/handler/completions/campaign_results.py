@@ -112,7 +112,8 @@ def tally(project: ProjectConfig, key: str, counters: list[VariantStats]) -> Cam
 
 
 class CampaignResultsService:
-    """Campaign listings and results for a caller (403 outside its key, 404 for unknown names)."""
+    """Campaign listings and results for a caller (404 for unknown names, and the same 404 for
+    another project's campaign)."""
 
     def __init__(self, store: FeedbackStore, config: ConfigSource) -> None:
         self._store = store
@@ -140,7 +141,7 @@ class CampaignResultsService:
             ) from None
         counters = await self._counters(campaign_id)
         owner = next((s.project for s in counters if s.project), None)
-        if owner is None:
+        if owner is None or not caller.may_access(owner):  # another project's: as if never stored
             raise NotFound(
                 f"campaign {campaign_id} has no stored requests (name its project with ?project= to see it)",
                 param="id_or_key",

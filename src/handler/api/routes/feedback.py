@@ -31,8 +31,7 @@ Value = Annotated[
 ]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Invalid body (the field is named)"},
-    403: {"model": ErrorResponse, "description": "Key not allowed for this project"},
-    404: {"model": ErrorResponse, "description": "Unknown completion or project (`EntityNotFound:`)"},
+    404: {"model": ErrorResponse, "description": "Unknown completion or project, or another project's (`EntityNotFound:`)"},
 }
 
 
