@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from handler.contract.storable import check_storable
+
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 
 
@@ -165,6 +167,13 @@ class ChatRequest(_Wire):
     presence_penalty: Annotated[Number, Field(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[Number, Field(ge=-2, le=2)] | None = None
     response_format: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """What cannot be stored is refused before anything else (contract/storable.py)."""
+        check_storable(data, "ChatRequest")
+        return data
 
     @field_validator("response_format")
     @classmethod
