@@ -41,7 +41,11 @@ def test_a_caller_scoped_to_b_reading_as_completion_finds_it_missing() -> None:
         run(records.completion(B, "c1"))
     with pytest.raises(NotFound) as missing:
         run(records.completion(B, "c9"))
-    assert (refused.value.status, refused.value.code, refused.value.param) == (404, "not_found", "completion_id")
+    assert (refused.value.status, refused.value.code, refused.value.param) == (
+        404,
+        "not_found",
+        "completion_id",
+    )
     assert refused.value.message == "EntityNotFound: completion c1 does not exist"
     assert missing.value.message == "EntityNotFound: completion c9 does not exist"
 
@@ -95,7 +99,10 @@ def test_a_listing_reads_its_filters_only_for_a_project_the_caller_has() -> None
     bad = ListingFilters(labels=["no-equals-sign"])
     with pytest.raises(NotFound) as hidden:
         run(records.listing(B, "a", bad))  # 404 first: a bad filter says nothing of project a
-    assert (hidden.value.message, hidden.value.param) == ("EntityNotFound: project 'a' does not exist", "project")
+    assert (hidden.value.message, hidden.value.param) == (
+        "EntityNotFound: project 'a' does not exist",
+        "project",
+    )
     with pytest.raises(NotFound):
         run(records.listing(A, "ghost", bad))  # an unknown project outside the key: the same
     with pytest.raises(NotFound) as missing:

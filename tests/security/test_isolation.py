@@ -87,7 +87,11 @@ def test_another_projects_things_answer_byte_for_byte_like_missing_ones(keys_mod
             ("POST", "/api/v1/feedback", {"completion_id": cid, "metric": "thumbs", "value": True}),
             ("GET", f"/api/v1/sessions/{SESSION}", None),
             ("GET", f"/api/v1/sessions/{SESSION}?project=lab", None),
-            ("POST", "/api/v1/outcome", {"project_id": "lab", "session_id": SESSION, "metric": "m", "value": 1}),
+            (
+                "POST",
+                "/api/v1/outcome",
+                {"project_id": "lab", "session_id": SESSION, "metric": "m", "value": 1},
+            ),
             ("GET", "/api/v1/projects/lab/completions?label=bad-filter", None),
             ("GET", "/api/v1/projects/lab/ab_campaigns", None),
             ("GET", "/api/v1/projects/lab/ab_campaigns/tone/results", None),

@@ -8,16 +8,18 @@ those used to be answered and its record lost; now it is a 400 naming the field,
 
 Every string (dict keys too) is checked, and every free-form value (`response_format`,
 `system_prompt_args`, `metadata`, tool `parameters`, feedback `details`) is bounded to `MAX_DEPTH`
-levels below the body, far under orjson's limit whatever a record wraps around it. The walk is one
-pass over the parsed body, with no allocation unless something is wrong (benchmarks/bench_storable.py).
+levels below the body, far under orjson's limit whatever a record wraps around it. The cost is one
+`orjson.dumps` of the body and a walk of its free-form values (benchmarks/storable.py).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -37,29 +39,24 @@ def _text(value: str) -> None:
         raise _Unstorable("holds a lone UTF-16 surrogate (e.g. \\ud800), which cannot be stored")
 
 
-def _walk(value: Any, depth: int) -> None:
+def _walk(value: Any, depth: int, strings: bool = True) -> None:
+    """Raise `_Unstorable` at the first value the store cannot keep; `strings=False` skips the
+    string checks (when orjson has already written every string)."""
     kind = type(value)
     if kind is str:
-        _text(value)
-    elif kind is dict:
+        if strings:
+            _text(value)
+    elif kind is dict or kind is list:
         if depth >= MAX_DEPTH:
             raise _Unstorable(f"nested deeper than {MAX_DEPTH} levels, which cannot be stored")
-        for key, item in value.items():
+        items = value.items() if kind is dict else enumerate(value)
+        for key, item in items:
             try:
-                if type(key) is str:
+                if strings and type(key) is str:
                     _text(key)
-                _walk(item, depth + 1)
+                _walk(item, depth + 1, strings)
             except _Unstorable as bad:
                 bad.path.append(key)
-                raise
-    elif kind is list:
-        if depth >= MAX_DEPTH:
-            raise _Unstorable(f"nested deeper than {MAX_DEPTH} levels, which cannot be stored")
-        for index, item in enumerate(value):
-            try:
-                _walk(item, depth + 1)
-            except _Unstorable as bad:
-                bad.path.append(index)
                 raise
     elif kind is int:
         if not _INT_MIN <= value <= _INT_MAX:
@@ -68,15 +65,38 @@ def _walk(value: Any, depth: int) -> None:
         raise _Unstorable("is NaN or infinite, which cannot be stored")
 
 
-def check_storable(data: Any, title: str) -> None:
+def _printable(step: str | int) -> str | int:
+    """A path step the error body itself can carry: a bad key's surrogates as `\\udfff` text."""
+    if isinstance(step, str) and not step.isascii() and _SURROGATE.search(step):
+        return step.encode("utf-8", "backslashreplace").decode("utf-8")
+    return step
+
+
+def check_storable(data: Any, title: str, free: Iterable[tuple[tuple[str | int, ...], Any]] = ()) -> None:
     """Raise a pydantic ValidationError located at the first value of `data` (a parsed JSON body)
-    that the store could not keep; the API turns it into a 400 naming that field."""
+    that the store could not keep; the API turns it into a 400 naming that field.
+
+    The hot path is one `orjson.dumps` of the body (C speed: it fails on exactly the strings and
+    integers the store would fail on) plus a walk of the `free` values only (`(path, value)`: the
+    free-form fields, where a NaN or a deep nesting is possible; typed fields refuse those
+    themselves). Only a body orjson refuses is walked whole, to name the field.
+    """
     try:
-        _walk(data, 0)
+        try:
+            orjson.dumps(data)
+        except (TypeError, orjson.JSONEncodeError):
+            _walk(data, 0)
+            raise _Unstorable("cannot be stored") from None  # not reached for a parsed JSON body
+        for path, value in free:
+            try:
+                _walk(value, len(path), strings=False)
+            except _Unstorable as bad:
+                bad.path.extend(reversed(path))
+                raise
     except _Unstorable as bad:
-        path = bad.path[::-1]
-        if len(path) > 12:  # the path of a 900-level nesting is no help: its start is
-            path = [*path[:12], "..."]
+        steps = [_printable(step) for step in reversed(bad.path)]
+        if len(steps) > 12:  # the path of a 900-level nesting is no help: its start is
+            steps = [*steps[:12], "..."]
         error = PydanticCustomError("unstorable", "{reason}", {"reason": bad.reason})
-        detail = InitErrorDetails(type=error, loc=tuple(path), input=None)
+        detail = InitErrorDetails(type=error, loc=tuple(steps), input=None)
         raise ValidationError.from_exception_data(title, [detail]) from None

@@ -24,7 +24,10 @@ router = APIRouter(tags=["ab_campaigns"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "A campaign key without a project"},
-    404: {"model": ErrorResponse, "description": "Unknown project or campaign, or another project's (`EntityNotFound:`)"},
+    404: {
+        "model": ErrorResponse,
+        "description": "Unknown project or campaign, or another project's (`EntityNotFound:`)",
+    },
 }
 
 

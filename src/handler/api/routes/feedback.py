@@ -56,7 +56,8 @@ class _Body(BaseModel):
     def _storable(cls, data: Any) -> Any:
         """What cannot be stored (a lone surrogate in `reason`, `details` nested too deep) is a 400
         naming the field, never an answer whose write then fails (contract/storable.py)."""
-        check_storable(data, cls.__name__)
+        details = data.get("details") if isinstance(data, dict) else None
+        check_storable(data, cls.__name__, [(("details",), details)])
         return data
 
 

@@ -22,7 +22,10 @@ from handler.store.records import CompletionRecord
 router = APIRouter()
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Not a UUID, or an ambiguous session (the parameter is named)"},
+    400: {
+        "model": ErrorResponse,
+        "description": "Not a UUID, or an ambiguous session (the parameter is named)",
+    },
     404: {
         "model": ErrorResponse,
         "description": "Unknown completion or session, or another project's (`EntityNotFound:`)",
