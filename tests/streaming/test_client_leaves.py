@@ -18,8 +18,9 @@ from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.streaming.conftest import CHAT, Gateway, chat, project, records
 
 
-def send_then_leave(gateway: Gateway, body: dict[str, object], until: object) -> None:
-    """POST `body` on a raw socket, wait for `until` (a threading.Event), then close the socket."""
+def send_then_leave(gateway: Gateway, body: dict[str, object], until: object, settle_s: float = 0.0) -> None:
+    """POST `body` on a raw socket, wait for `until` (a threading.Event) and `settle_s` more, then
+    close the socket."""
     raw = json.dumps(body).encode()
     host, port = gateway.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
@@ -29,6 +30,7 @@ def send_then_leave(gateway: Gateway, body: dict[str, object], until: object) ->
             + raw
         )
         assert until.wait(5)  # type: ignore[attr-defined]
+        time.sleep(settle_s)  # let the gateway read what was sent (a wait, not a timing assertion)
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -55,8 +57,8 @@ def test_a_client_leaving_a_non_streamed_answer_leaves_a_cancelled_record_with_t
         "leaves-late", {"m": {"provider": "openai", "base_url": openai_fake.base_url, "model": "m"}}
     )
     openai_fake.enqueue(Reply(text="Hello and then much more", hold=True))  # "Hello", then held
-    send_then_leave(gateway, chat(model, stream=False), openai_fake.first_token_sent)
-    time.sleep(0.3)  # let the gateway read the first token off its socket (not a timing assertion)
+    # The gateway reads "Hello" off its upstream socket within the settle time, then the client goes.
+    send_then_leave(gateway, chat(model, stream=False), openai_fake.first_token_sent, settle_s=0.5)
     # The socket is closed: the answer being gathered is cancelled, and so is the upstream call.
     assert openai_fake.disconnected.wait(5), "the upstream call outlived the client"
     assert not openai_fake.gate.is_open() and openai_fake.completed == 0
