@@ -33,12 +33,6 @@ class Unauthorized(GatewayError):
     code = "invalid_api_key"
 
 
-class Forbidden(GatewayError):
-    status = 403
-    type = "permission_error"
-    code = "forbidden"
-
-
 class NotFound(GatewayError):
     """Unknown project, model, completion, session or campaign. adaptive-sdk keys on the prefix."""
 

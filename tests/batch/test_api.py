@@ -44,7 +44,8 @@ def test_start_follow_and_list_a_batch(client: TestClient, pipeline: Pipeline, a
     assert done["in_progress_at"] is not None and done["completed_at"] >= done["created_at"]
     output = read_output(aws["BUCKET_NAME"], done["output_key"])
     assert [o["custom_id"] for o in output] == [*(f"req-{i}" for i in range(11)), "elsewhere"]
-    assert output[-1]["response"]["status_code"] == 403  # a batch belongs to one project
+    # A batch belongs to one project: another project is one that does not exist (issue 11, A3).
+    assert output[-1]["response"]["status_code"] == 404
 
     listed = client.get("/api/v1/batches").json()
     assert listed["object"] == "list" and [b["id"] for b in listed["data"]] == [batch["id"]]

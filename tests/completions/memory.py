@@ -67,11 +67,16 @@ class MemoryStore:
         self.reads.append(("get_completion", completion_id))
         return self.records.get(completion_id)
 
-    def list_session(self, session_id: str) -> list[CompletionRecord]:
-        self.reads.append(("list_session", session_id))
+    def list_session(self, project: str, session_id: str) -> list[CompletionRecord]:
+        self.reads.append(("list_session", f"{project}#{session_id}"))
         return sorted(
-            (r for r in self.records.values() if r.session_id == session_id), key=lambda r: r.created
+            (r for r in self.records.values() if r.session_id == session_id and r.project == project),
+            key=lambda r: r.created,
         )
+
+    def session_projects(self, session_id: str) -> list[str]:
+        self.reads.append(("session_projects", session_id))
+        return sorted({r.project for r in self.records.values() if r.session_id == session_id})
 
     def query_completions(self, query: CompletionQuery) -> CompletionPage:
         self.queries.append(query)

@@ -8,7 +8,7 @@ import pytest
 
 from handler.completions.caller import Caller
 from handler.completions.campaign_results import CampaignResultsService
-from handler.errors import Forbidden, InvalidRequest, NotFound
+from handler.errors import InvalidRequest, NotFound
 from tests.completions.memory import MemoryConfig, MemoryStore, project, stats
 
 pytestmark = pytest.mark.unit
@@ -46,7 +46,7 @@ def test_a_projects_campaigns_are_listed_in_config_order() -> None:
         {"id": OLD, "key": "old", "project": "shop", "status": "ended", "variants": {"small": 1.0}},
     ]
     assert asyncio.run(campaigns.campaigns(OTHER, "other")) == []
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound, match="project 'shop' does not exist"):
         asyncio.run(campaigns.campaigns(OTHER, "shop"))
     with pytest.raises(NotFound) as missing:
         asyncio.run(campaigns.campaigns(Caller.anyone(), "ghost"))
@@ -93,9 +93,10 @@ def test_a_campaign_with_no_requests_lists_its_variants_at_zero() -> None:
 def test_who_may_see_results_and_how_unknown_ones_fail() -> None:
     campaigns, store = service()
     store.stats[SPRING] = [stats("small", "shop", 1)]
-    with pytest.raises(Forbidden, match="project 'shop'"):
-        asyncio.run(campaigns.results(OTHER, SPRING))  # by id: the counters name the owner
-    with pytest.raises(Forbidden, match="project 'shop'"):
+    with pytest.raises(NotFound) as hidden:
+        asyncio.run(campaigns.results(OTHER, SPRING))  # by id: another project's is as if unused
+    assert "has no stored requests" in hidden.value.message and "shop" not in hidden.value.message
+    with pytest.raises(NotFound, match="project 'shop' does not exist"):
         asyncio.run(campaigns.results(OTHER, "spring", "shop"))
     with pytest.raises(InvalidRequest) as invalid:
         asyncio.run(campaigns.results(SHOP, "spring"))  # a key needs its project

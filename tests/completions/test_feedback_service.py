@@ -9,7 +9,7 @@ import pytest
 
 from handler.completions.caller import Caller
 from handler.completions.feedback import FeedbackService
-from handler.errors import Forbidden, NotFound
+from handler.errors import NotFound
 from tests.completions.memory import MemoryConfig, MemoryStore, project, record
 
 pytestmark = pytest.mark.unit
@@ -53,9 +53,9 @@ def test_feedback_is_stored_with_its_completions_project_campaign_and_variant() 
 def test_feedback_on_another_projects_completion_is_refused_and_nothing_is_stored() -> None:
     store = MemoryStore(record("c1", "a"))
     feedback, _ = service(store)
-    with pytest.raises(Forbidden) as refused:
+    with pytest.raises(NotFound) as refused:
         asyncio.run(feedback.add_feedback(B, "c1", metric="m", value=1))
-    assert refused.value.message == "this API key is not allowed to access project 'a'"
+    assert refused.value.message == "EntityNotFound: completion c1 does not exist"  # as if missing
     with pytest.raises(NotFound) as missing:
         asyncio.run(feedback.add_feedback(A, "c9", metric="m", value=1))
     assert missing.value.message == "EntityNotFound: completion c9 does not exist"
@@ -71,7 +71,7 @@ def test_listing_feedback_checks_the_completion_before_reading_any() -> None:
     assert asyncio.run(feedback.feedback_of(A, "c1")) == [first, second]  # oldest first
 
     store.reads.clear()
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         asyncio.run(feedback.feedback_of(B, "c1"))
     with pytest.raises(NotFound):
         asyncio.run(feedback.feedback_of(A, "c9"))
@@ -100,8 +100,9 @@ def test_an_outcome_counts_toward_the_campaigns_of_the_sessions_completions_in_i
 def test_an_outcome_checks_the_project_first_then_that_it_exists() -> None:
     store = MemoryStore()
     feedback, config = service(store)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound) as hidden:
         asyncio.run(feedback.add_outcome(B, "ghost", session_id="s1", metric="m", value=1))
+    assert hidden.value.message == "EntityNotFound: project 'ghost' does not exist"
     assert config.reads == []  # refused before the config was read: a key cannot probe projects
     with pytest.raises(NotFound) as missing:
         asyncio.run(feedback.add_outcome(Caller.anyone(), "ghost", session_id="s1", metric="m", value=1))

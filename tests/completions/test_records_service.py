@@ -10,7 +10,7 @@ import pytest
 
 from handler.completions.caller import Caller
 from handler.completions.records import ListingFilters, RecordsService, parse_labels, parse_time
-from handler.errors import Forbidden, InvalidRequest, NotFound
+from handler.errors import InvalidRequest, NotFound
 from tests.completions.memory import MemoryConfig, MemoryStore, project, record
 
 pytestmark = pytest.mark.unit
@@ -35,13 +35,19 @@ def test_a_completion_is_read_by_its_projects_callers_and_unrestricted_ones() ->
     assert run(records.completion(Caller.anyone(), "c1")).content == "hello"
 
 
-def test_a_caller_scoped_to_b_reading_as_completion_is_refused_as_a_403() -> None:
+def test_a_caller_scoped_to_b_reading_as_completion_finds_it_missing() -> None:
     records, _ = service(record("c1", "a", content="secret"))
-    with pytest.raises(Forbidden) as refused:
+    with pytest.raises(NotFound) as refused:
         run(records.completion(B, "c1"))
-    assert (refused.value.status, refused.value.code, refused.value.param) == (403, "forbidden", None)
-    assert refused.value.message == "this API key is not allowed to access project 'a'"
-    assert "secret" not in refused.value.message
+    with pytest.raises(NotFound) as missing:
+        run(records.completion(B, "c9"))
+    assert (refused.value.status, refused.value.code, refused.value.param) == (
+        404,
+        "not_found",
+        "completion_id",
+    )
+    assert refused.value.message == "EntityNotFound: completion c1 does not exist"
+    assert missing.value.message == "EntityNotFound: completion c9 does not exist"
 
 
 def test_an_unknown_completion_is_a_404_for_everybody() -> None:
@@ -53,24 +59,29 @@ def test_an_unknown_completion_is_a_404_for_everybody() -> None:
         assert missing.value.param == "completion_id"
 
 
-def test_a_session_lists_in_order_and_needs_every_project_it_spans() -> None:
+def test_a_session_lists_in_order_within_its_project() -> None:
     records, _ = service(
         record("late", "a", "s1", created=3.0),
         record("early", "a", "s1", created=1.0),
         record("other", "b", "s1", created=2.0),
         record("alone", "a", "s2"),
     )
-    assert [r.completion_id for r in run(records.session(Caller.anyone(), "s1"))] == [
-        "early",
-        "other",
-        "late",
-    ]
+    # The same id in two projects is two sessions: each caller reads its own.
+    assert [r.completion_id for r in run(records.session(A, "s1"))] == ["early", "late"]
+    assert [r.completion_id for r in run(records.session(B, "s1"))] == ["other"]
     assert [r.completion_id for r in run(records.session(A, "s2"))] == ["alone"]
-    with pytest.raises(Forbidden, match="project 'b'"):
-        run(records.session(A, "s1"))
-    with pytest.raises(Forbidden, match="project 'a'"):
-        run(records.session(B, "s1"))
-    assert len(run(records.session(Caller(frozenset({"a", "b"})), "s1"))) == 3
+    assert [r.completion_id for r in run(records.session(Caller.anyone(), "s1", "b"))] == ["other"]
+    with pytest.raises(NotFound) as hidden:
+        run(records.session(B, "s2"))  # only project a holds s2: b finds no such session
+    assert hidden.value.message == "EntityNotFound: session s2 does not exist"
+    with pytest.raises(NotFound):
+        run(records.session(B, "s1", "a"))  # naming another project does not open it either
+    both = Caller(frozenset({"a", "b"}))
+    for caller in (both, Caller.anyone()):  # two of the caller's projects hold s1: it names one
+        with pytest.raises(InvalidRequest) as ambiguous:
+            run(records.session(caller, "s1"))
+        assert ambiguous.value.param == "project" and "'a', 'b'" in ambiguous.value.message
+    assert len(run(records.session(both, "s1", "a"))) == 2
 
 
 def test_an_empty_session_is_a_404() -> None:
@@ -86,10 +97,14 @@ def test_an_empty_session_is_a_404() -> None:
 def test_a_listing_reads_its_filters_only_for_a_project_the_caller_has() -> None:
     records, store = service()
     bad = ListingFilters(labels=["no-equals-sign"])
-    with pytest.raises(Forbidden):
-        run(records.listing(B, "a", bad))  # 403 first: a bad filter says nothing of project a
-    with pytest.raises(Forbidden):
-        run(records.listing(A, "ghost", bad))  # an unknown project outside the key: 403 too
+    with pytest.raises(NotFound) as hidden:
+        run(records.listing(B, "a", bad))  # 404 first: a bad filter says nothing of project a
+    assert (hidden.value.message, hidden.value.param) == (
+        "EntityNotFound: project 'a' does not exist",
+        "project",
+    )
+    with pytest.raises(NotFound):
+        run(records.listing(A, "ghost", bad))  # an unknown project outside the key: the same
     with pytest.raises(NotFound) as missing:
         run(records.listing(Caller.anyone(), "ghost", bad))
     assert (missing.value.message, missing.value.param) == (

@@ -1,4 +1,5 @@
-"""API keys: 401 without a valid key, 403 outside the key's projects (lookups included), revocation."""
+"""API keys: 401 without a valid key; outside the key's projects (lookups included) the same 404 as
+for what does not exist (tests/security/test_isolation.py compares the bytes); revocation."""
 
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def test_health_stays_open(app_client: TestClient) -> None:
     assert app_client.get("/health").json() == {"status": "ok"}
 
 
-def test_key_works_in_its_projects_and_is_403_elsewhere(app_client: TestClient) -> None:
+def test_key_works_in_its_projects_and_finds_nothing_elsewhere(app_client: TestClient) -> None:
     _, demo_key = create_key("demo", name="demo-app")
     _, both_key = create_key("demo", "other")
 
@@ -87,18 +88,24 @@ def test_key_works_in_its_projects_and_is_403_elsewhere(app_client: TestClient) 
     assert ask(app_client, demo_key, model="demo/slow-echo", max_ttft_ms=0).status_code == 200
 
     denied = ask(app_client, demo_key, model="other")
-    assert denied.status_code == 403
-    assert denied.json()["error"]["type"] == "permission_error"
-    assert "'other'" in denied.json()["error"]["message"]
-    # A project that doesn't exist is 403 too: the key's scope is checked before anything is read,
-    # so a key can't probe which projects exist.
-    assert ask(app_client, demo_key, model="no-such-project").status_code == 403
+    assert denied.status_code == 404
+    assert denied.json()["error"] == {
+        "message": "EntityNotFound: project 'other' does not exist",
+        "type": "not_found_error",
+        "code": "not_found",
+        "param": "model",
+    }
+    # A project that doesn't exist is the same 404: the key's scope is checked before anything is
+    # read, so a key can't probe which projects exist.
+    missing = ask(app_client, demo_key, model="no-such-project")
+    assert missing.status_code == 404
+    assert missing.content == denied.content.replace(b"'other'", b"'no-such-project'")
 
     for model in ("demo", "other"):
         assert ask(app_client, both_key, model=model).status_code == 200
 
 
-def test_reading_another_projects_completion_or_session_is_403(app_client: TestClient) -> None:
+def test_reading_another_projects_completion_or_session_is_a_404(app_client: TestClient) -> None:
     _, demo_key = create_key("demo")
     _, other_key = create_key("other")
     answer = ask(app_client, demo_key).json()
@@ -110,27 +117,26 @@ def test_reading_another_projects_completion_or_session_is_403(app_client: TestC
     assert app_client.get(f"/api/v1/sessions/{session_id}", headers=own).status_code == 200
 
     r = app_client.get(f"/api/v1/completions/{completion_id}", headers=stranger)
-    assert r.status_code == 403, r.text
+    assert r.status_code == 404, r.text
     assert "hello" not in r.text  # nothing of the record leaks into the refusal
     r = app_client.get(f"/api/v1/sessions/{session_id}", headers=stranger)
-    assert r.status_code == 403, r.text
+    assert r.status_code == 404, r.text
     assert completion_id not in r.text
 
 
-def test_a_session_spanning_projects_needs_all_of_them(app_client: TestClient) -> None:
+def test_a_session_id_used_in_two_projects_is_two_sessions(app_client: TestClient) -> None:
     _, demo_key = create_key("demo")
     _, both_key = create_key("demo", "other")
     session = "5b0c3f6e-8a59-4a7e-9a43-2d3c1a6f0b11"
     assert ask(app_client, demo_key, session_id=session).status_code == 200
     assert ask(app_client, both_key, model="other", session_id=session).status_code == 200
-    assert (
-        app_client.get(
-            f"/api/v1/sessions/{session}", headers={"Authorization": f"Bearer {demo_key}"}
-        ).status_code
-        == 403
-    )
-    r = app_client.get(f"/api/v1/sessions/{session}", headers={"Authorization": f"Bearer {both_key}"})
-    assert r.status_code == 200 and len(r.json()["completions"]) == 2
+    r = app_client.get(f"/api/v1/sessions/{session}", headers={"Authorization": f"Bearer {demo_key}"})
+    assert r.status_code == 200 and [c["project"] for c in r.json()["completions"]] == ["demo"]
+    both = {"Authorization": f"Bearer {both_key}"}
+    r = app_client.get(f"/api/v1/sessions/{session}", headers=both)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "project"  # which one?
+    r = app_client.get(f"/api/v1/sessions/{session}?project=other", headers=both)
+    assert r.status_code == 200 and [c["project"] for c in r.json()["completions"]] == ["other"]
 
 
 def test_only_the_hash_is_stored(app_client: TestClient) -> None:
@@ -252,7 +258,7 @@ def test_dev_mode_accepts_the_dev_key_and_table_keys(module_client: TestClient) 
     _, demo_key = create_key("demo")
     assert ask(module_client, "sk-local-dev").status_code == 200
     assert ask(module_client, demo_key).status_code == 200
-    assert ask(module_client, demo_key, model="other-project").status_code == 403
+    assert ask(module_client, demo_key, model="other-project").status_code == 404
     assert ask(module_client, "sk-local-dev-but-not-quite").status_code == 401
 
 
@@ -272,7 +278,8 @@ def test_key_table_unreachable_is_503_and_nobody_gets_in(app_client: TestClient)
 def test_every_other_route_refuses_another_projects_data(
     app_client: TestClient, clean_aws: dict[str, str]
 ) -> None:
-    """Campaigns, batches, listings, feedback and outcomes: 403 outside the key's projects."""
+    """Campaigns, batches, listings, feedback and outcomes: outside the key's projects, the 404 of
+    a project (or record) that does not exist."""
     import boto3
 
     _, demo_key = create_key("demo")
@@ -308,11 +315,22 @@ def test_every_other_route_refuses_another_projects_data(
     ]
     for method, path, body in requests:
         r = app_client.request(method, path, json=body, headers=stranger)
-        assert r.status_code == 403, (method, path, r.status_code, r.text)
-        assert r.json()["error"]["type"] == "permission_error"
+        assert r.status_code == 404, (method, path, r.status_code, r.text)
+        assert r.json()["error"]["type"] == "not_found_error"
+        ghost = app_client.request(
+            method, path.replace("other", "ghost"), json=_ghost(body), headers=stranger
+        )
+        assert r.content == ghost.content.replace(b"ghost", b"other"), (method, path)
         mine = app_client.request(method, path, json=body, headers=own)
         assert mine.status_code < 400 or mine.status_code == 404, (method, path, mine.text)
     # Listing without a project filter shows only the key's own projects' batches.
     listed = app_client.get("/api/v1/batches", headers=stranger).json()
     assert batch_id not in str(listed)
     assert batch_id in str(app_client.get("/api/v1/batches", headers=own).json())
+
+
+def _ghost(body: dict[str, object] | None) -> dict[str, object] | None:
+    """The same request for a project named `ghost`, which does not exist."""
+    if body is None:
+        return None
+    return {k: "ghost" if v == "other" else v for k, v in body.items()}

@@ -42,13 +42,26 @@ def test_a_session_lists_in_creation_order_then_choice_index(
     store.put_completions(late)
     store.put_completions([*middle, early])
 
-    listed = store.list_session(session)
+    listed = store.list_session("demo", session)
     assert [r.completion_id for r in listed] == [
         early.completion_id,
         *sorted(r.completion_id for r in middle),  # same time and index: the id decides
         *[r.completion_id for r in sorted(late, key=lambda r: r.index)],
     ]
-    assert store.list_session(make_record().session_id) == []
+    assert store.list_session("demo", make_record().session_id) == []
+    assert store.session_projects(session) == ["demo"]
+
+
+def test_a_session_id_in_two_projects_is_two_sessions(store: Any, make_record: Callable[..., Any]) -> None:
+    """Session ids are the clients': another project's writes under the same id change nothing here."""
+    mine = make_record(project="a")
+    theirs = [make_record(project="b", session_id=mine.session_id, index=i) for i in range(2)]  # n=2
+    store.put_completions([mine])
+    store.put_completions(theirs)  # two choices, one session item: a batch write refuses duplicates
+    assert [r.completion_id for r in store.list_session("a", mine.session_id)] == [mine.completion_id]
+    assert len(store.list_session("b", mine.session_id)) == 2
+    assert store.session_projects(mine.session_id) == ["a", "b"]
+    assert store.session_projects(make_record().session_id) == []
 
 
 class Failing:
@@ -65,7 +78,7 @@ class Failing:
     ("method", "argument", "message"),
     [
         ("get_completion", "c", "reading a completion failed: ClientError"),
-        ("list_session", "s", "reading a session failed: ClientError"),
+        ("session_projects", "s", "reading a session failed: ClientError"),
         ("list_feedback", "c", "reading feedback failed: ClientError"),
         ("campaign_stats", "c", "reading campaign results failed: ClientError"),
     ],

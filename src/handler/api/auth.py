@@ -2,8 +2,8 @@
 
 Every route but `/health` depends on `authenticate` (set on the routers in `api/app.py`), which
 reads `Authorization: Bearer <key>` and puts a `Principal` on `request.state`. Routes declare
-`CallerDep` and hand the `Caller` (the key's projects) to their service, which refuses a project
-outside the key's scope with a 403, also for reading another project's records.
+`CallerDep` and hand the `Caller` (the key's projects) to their service, which answers a project
+outside the key's scope, or a record of one, exactly like one that does not exist (the same 404).
 
 `AUTH_MODE` decides which keys are accepted, and auth is never off:
 - `keys` (deployments): API keys from the table (`python -m gatewayctl keys create ...`);

@@ -13,8 +13,7 @@ from handler.contract.errors import ErrorBody
 COMMON_ERRORS: dict[str, str] = {
     "400": "Invalid request (the field is named in `error.param`)",
     "401": "Missing, unknown or revoked API key",
-    "403": "The API key is not allowed to access this project",
-    "404": "Unknown project, model or record (`EntityNotFound:`)",
+    "404": "Unknown project, model or record, or another project's: the same answer (`EntityNotFound:`)",
     "413": "Request body too large",
     "500": "Internal error (the body says nothing of its cause)",
     "503": "The API key could not be verified right now; retry",

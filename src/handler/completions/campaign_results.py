@@ -159,7 +159,8 @@ def tally(
 
 
 class CampaignResultsService:
-    """Campaign listings and results for a caller (403 outside its key, 404 for unknown names)."""
+    """Campaign listings and results for a caller (404 for unknown names, and the same 404 for
+    another project's campaign)."""
 
     def __init__(self, store: FeedbackStore, config: ConfigSource) -> None:
         self._store = store
@@ -188,7 +189,7 @@ class CampaignResultsService:
             ) from None
         whole = await self._counters(campaign_id)
         owner = next((s.project for s in whole.variants if s.project), None)
-        if owner is None:
+        if owner is None or not caller.may_access(owner):  # another project's: as if never stored
             raise NotFound(
                 f"campaign {campaign_id} has no stored requests (name its project with ?project= to see it)",
                 param="id_or_key",

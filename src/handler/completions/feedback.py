@@ -2,9 +2,10 @@
 
 Feedback is attached to a stored completion, so it is refused for a completion the caller may not
 read; it counts toward the campaign variant that served the completion. An outcome names its
-project and session: the project is checked (403, then 404), the session need not be stored (a
-`store: false` session, or one not written yet), and the outcome counts toward the campaigns of
-whichever of the session's completions are stored in that project.
+project and session: the project is checked (404 when unknown or not the caller's), the session need
+not be stored (a `store: false` session, or one not written yet), and the outcome counts toward the
+campaigns of that project's session (sessions belong to a project; another project's session of the
+same id is another session).
 
 A value is a number, or a boolean stored as 1 or 0, so that its mean is a rate.
 
@@ -82,7 +83,7 @@ class FeedbackService:
         user_id: str | None = None,
         feedback_id: str | None = None,
     ) -> Feedback:
-        """Store feedback on a completion the caller may read (404 unknown, 403 another project's)."""
+        """Store feedback on a completion the caller may read (404 when unknown or another project's)."""
         record = await open_completion(self._store, caller, completion_id)
         feedback = Feedback(
             feedback_id=feedback_id or self._new_id(),
@@ -118,10 +119,10 @@ class FeedbackService:
         user_id: str | None = None,
         outcome_id: str | None = None,
     ) -> SessionOutcome:
-        """Store a session's outcome in a project the caller may use (403, else 404 naming
-        `project_id`, the field the API takes it from)."""
+        """Store a session's outcome in a project the caller may use (else 404 naming `project_id`,
+        the field the API takes it from)."""
         config = await open_project(self._config, caller, project_id, "project_id")
-        records = await asyncio.to_thread(self._store.list_session, session_id)
+        records = await asyncio.to_thread(self._store.list_session, project_id, session_id)
         outcome = SessionOutcome(
             outcome_id=outcome_id or self._new_id(),
             session_id=session_id,
@@ -130,7 +131,7 @@ class FeedbackService:
             value=float(value),
             user_id=user_id,
             created=self._clock(),
-            campaigns=session_campaigns(r for r in records if r.project == project_id),
+            campaigns=session_campaigns(records),
         )
         await asyncio.to_thread(self._store.put_outcome, outcome)
         for campaign_id, _ in outcome.campaigns:
@@ -156,8 +157,8 @@ class FeedbackService:
         user_id: str | None = None,
         comparison_id: str | None = None,
     ) -> Comparison:
-        """Store a preference between two completions of `project` (403 for a project outside the
-        key; 404 for a completion that is missing or another project's)."""
+        """Store a preference between two completions of `project` (404 for a project outside the
+        key, and for a completion that is missing or another project's)."""
         if preferred_completion == other_completion:
             raise InvalidRequest(
                 "other_completion: must be a different completion from preferred_completion",

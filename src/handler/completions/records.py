@@ -1,9 +1,13 @@
 """Reading stored completions back: one by id, a session's in order, a project's listing by filter.
 
-Every read is on behalf of a `Caller`: a record of a project outside the caller's key is refused
-(403) exactly as a request to that project would be. A listing's filters arrive as the client wrote
+Every read is on behalf of a `Caller`: a record of a project outside the caller's key is answered
+exactly like one that does not exist (the same 404). A listing's filters arrive as the client wrote
 them and are read only once the project is known to be the caller's and to exist: a bad filter on a
-forbidden or unknown project is a 403 or a 404, not a 400 (the order the checks have always had).
+forbidden or unknown project is that 404, not a 400.
+
+A session belongs to a project (clients choose session ids, so two projects may use the same one):
+`session` reads the session of the id in the one project of the caller's that holds it; when several
+of the caller's projects do (the dev key sees them all), the caller names one with `project`.
 """
 
 from __future__ import annotations
@@ -76,16 +80,32 @@ class RecordsService:
         self._config = config
 
     async def completion(self, caller: Caller, completion_id: str) -> CompletionRecord:
-        """One stored completion: 404 when unknown, 403 when of another project than the caller's."""
+        """One stored completion: 404 when unknown or another project's (the same answer)."""
         return await open_completion(self._store, caller, completion_id)
 
-    async def session(self, caller: Caller, session_id: str) -> list[CompletionRecord]:
-        """A session's completions in request order; the caller needs every project they belong to."""
-        records = await asyncio.to_thread(self._store.list_session, session_id)
+    async def session(
+        self, caller: Caller, session_id: str, project: str | None = None
+    ) -> list[CompletionRecord]:
+        """A project's session's completions in request order. Without `project`, the one project
+        of the caller's that holds the id (400 naming `project` when several do); 404 when none."""
+        missing = NotFound(f"session {session_id} does not exist", param="session_id")
+        if project is None:
+            held = await asyncio.to_thread(self._store.session_projects, session_id)
+            mine = [p for p in held if caller.may_access(p)]
+            if not mine:
+                raise missing
+            if len(mine) > 1:
+                raise InvalidRequest(
+                    f"project: session {session_id} exists in several of your projects "
+                    f"({', '.join(map(repr, mine))}); name one with ?project=",
+                    param="project",
+                )
+            project = mine[0]
+        elif not caller.may_access(project):
+            raise missing
+        records = await asyncio.to_thread(self._store.list_session, project, session_id)
         if not records:
-            raise NotFound(f"session {session_id} does not exist", param="session_id")
-        for project in dict.fromkeys(r.project for r in records):
-            caller.require(project)
+            raise missing
         return records
 
     async def listing(

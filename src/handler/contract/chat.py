@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from handler.contract.storable import check_storable
+
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 
 
@@ -153,6 +155,23 @@ ToolItem = Annotated[
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
+def _free_form(data: Any) -> list[tuple[tuple[str | int, ...], Any]]:
+    """The request's free-form (`Any`) values, by path: where a NaN or a deep nesting can hide."""
+    if not isinstance(data, dict):
+        return []
+    free: list[tuple[tuple[str | int, ...], Any]] = [
+        ((name,), data[name])
+        for name in ("response_format", "system_prompt_args", "tool_choice")
+        if name in data
+    ]
+    for field, key in (("messages", "metadata"), ("tools", "function")):
+        items = data.get(field)
+        for i, item in enumerate(items if isinstance(items, list) else ()):
+            if isinstance(item, dict) and key in item:
+                free.append(((field, i, key), item[key]))
+    return free
+
+
 class ChatRequest(_Wire):
     # Unknown top-level fields are kept aside (`model_extra`) only to be named back to the client.
     model_config = ConfigDict(extra="allow")
@@ -187,6 +206,13 @@ class ChatRequest(_Wire):
     frequency_penalty: Annotated[Number, Field(ge=-2, le=2)] | None = None
     response_format: dict[str, Any] | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """What cannot be stored is refused before anything else (contract/storable.py)."""
+        check_storable(data, "ChatRequest", _free_form(data))
+        return data
 
     @field_validator("response_format")
     @classmethod

@@ -29,8 +29,12 @@ class CompletionStore(Protocol):
 
     def get_completion(self, completion_id: str) -> CompletionRecord | None: ...
 
-    def list_session(self, session_id: str) -> list[CompletionRecord]:
-        """A session's completions in the order they were created."""
+    def list_session(self, project: str, session_id: str) -> list[CompletionRecord]:
+        """A project's session's completions in the order they were created (sessions belong to a
+        project: the same id in another project is another session)."""
+
+    def session_projects(self, session_id: str) -> list[str]:
+        """The projects that hold a session of this id, by name (an index, not a scan)."""
 
     def query_completions(self, query: CompletionQuery) -> CompletionPage:
         """A page of a project's completions by label, tag, user and time (an index, not a scan)."""

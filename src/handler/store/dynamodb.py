@@ -1,8 +1,13 @@
 """Completion records in one DynamoDB table (single-table design).
 
 ```
-completion  pk=COMPLETION#{id}   sk=COMPLETION   gsi1pk=SESSION#{session}  gsi1sk={created_us}#{index}#{id}
+completion  pk=COMPLETION#{id}   sk=COMPLETION   gsi1pk=SESSION#{project}#{session}  gsi1sk={created_us}#{index}#{id}
+session     pk=SESSION#{session}  sk=PROJECT#{project}   (one per project that used the session id)
 ```
+A session belongs to its project: clients choose session ids, so the same id in two projects is two
+sessions, and nothing one project writes changes what another reads. The `PROJECT#` items say which
+projects hold a session id, so a caller that may use every project (the dev key) finds them with one
+Query on the id's partition instead of a scan; a scoped key reads its own projects' sessions directly.
 Beside each completion: its query index items (store/queries.py) and feedback (store/feedback.py);
 campaign counters and session outcomes live in their own partitions (store/feedback.py).
 The record itself is one JSON string attribute (`body`): records are read whole, never filtered on
@@ -35,6 +40,23 @@ from handler.store.values import (
 )
 
 
+def session_partition(project: str, session_id: str) -> str:
+    """GSI1's partition of one project's session (the project first: ids are the clients')."""
+    return f"SESSION#{project}#{session_id}"
+
+
+def session_item(record: CompletionRecord, expires_at: int | None) -> Item:
+    """The item saying that `record.project` holds a session of that id."""
+    item: Item = {
+        "pk": {"S": f"SESSION#{record.session_id}"},
+        "sk": {"S": f"PROJECT#{record.project}"},
+        "type": {"S": "session"},
+    }
+    if expires_at is not None:
+        item["expires_at"] = {"N": str(expires_at)}
+    return item
+
+
 class DynamoCompletionStore:
     """Both store ports (store/base.py): completions, and feedback with campaign results."""
 
@@ -60,7 +82,7 @@ class DynamoCompletionStore:
     def item_for(self, record: CompletionRecord) -> Item:
         item: Item = {
             **completion_key(record.completion_id),
-            "gsi1pk": {"S": f"SESSION#{record.session_id}"},
+            "gsi1pk": {"S": session_partition(record.project, record.session_id)},
             "gsi1sk": {"S": completion_sort_key(record.created, record.index, record.completion_id)},
             "type": {"S": "completion"},
             "project": {"S": record.project},
@@ -79,11 +101,14 @@ class DynamoCompletionStore:
         with store_errors("writing completion records"):
             requests: list[Item] = []
             expires: int | None = None
+            sessions: dict[tuple[str, str], Item] = {}  # one item per key: a batch refuses duplicates
             for record in records:
                 item = self.item_for(record)
                 requests.append({"PutRequest": {"Item": item}})
                 expires = int(item["expires_at"]["N"]) if "expires_at" in item else None
                 requests.extend({"PutRequest": {"Item": i}} for i in queries.index_items(record, expires))
+                sessions[(record.project, record.session_id)] = session_item(record, expires)
+            requests.extend({"PutRequest": {"Item": i}} for i in sessions.values())
             write_items(self.client, self._table, requests, what="writing completion records")
             fb.count_requests(self.client, self._table, records, expires)  # last; counts once per request
 
@@ -95,16 +120,27 @@ class DynamoCompletionStore:
             item = response.get("Item")
             return self.record_from(item) if item else None
 
-    def list_session(self, session_id: str) -> list[CompletionRecord]:
+    def list_session(self, project: str, session_id: str) -> list[CompletionRecord]:
         with store_errors("reading a session"):
             items = query_items(
                 self.client,
                 TableName=self._table,
                 IndexName="GSI1",
                 KeyConditionExpression="gsi1pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": f"SESSION#{session_id}"}},
+                ExpressionAttributeValues={":pk": {"S": session_partition(project, session_id)}},
             )
             return [self.record_from(item) for item in items]
+
+    def session_projects(self, session_id: str) -> list[str]:
+        with store_errors("reading a session"):
+            items = query_items(
+                self.client,
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+                ExpressionAttributeValues={":pk": {"S": f"SESSION#{session_id}"}, ":sk": {"S": "PROJECT#"}},
+                ProjectionExpression="sk",
+            )
+            return sorted(item["sk"]["S"].removeprefix("PROJECT#") for item in items)
 
     def query_completions(self, query: CompletionQuery) -> CompletionPage:
         with store_errors("querying completions"):

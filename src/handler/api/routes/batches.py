@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
 from handler.api.params import uuid_param
-from handler.completions.caller import Caller
+from handler.completions.caller import Caller, missing_project
 from handler.contract.errors import ErrorResponse
 from handler.errors import InvalidRequest, NotFound
 
@@ -32,7 +32,6 @@ _CURSOR = re.compile(r"^\d{17}#[0-9a-f-]{36}$")
 _NOT_INPUT = ("batches/output/", "batches/parts/")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Invalid body, id or cursor (the field is named)"},
-    403: {"model": ErrorResponse, "description": "Key not allowed for this project"},
     404: {"model": ErrorResponse, "description": "Unknown batch, project or input key (`EntityNotFound:`)"},
 }
 
@@ -82,10 +81,11 @@ class BatchList(BaseModel):
 
 
 def _visible(caller: Caller, job: BatchJob) -> None:
-    """403 for another project's batch; a batch with no project yet is for unrestricted keys only."""
-    if job.project is not None:
-        caller.require(job.project)
-    elif caller.projects is not None:
+    """Another project's batch is a batch that does not exist (the same 404); a batch with no
+    project yet is for unrestricted keys only."""
+    if job.project is None and caller.projects is None:
+        return
+    if job.project is None or not caller.may_access(job.project):
         raise NotFound(f"batch {job.id} does not exist", param="batch_id")
 
 
@@ -97,14 +97,17 @@ def _visible(caller: Caller, job: BatchJob) -> None:
     summary="Start a batch from a JSONL file in the bucket",
 )
 async def create_batch(body: CreateBatch, caller: CallerDep, services: ServicesDep) -> BatchObject:
-    caller.require(body.project)
+    caller.require(body.project, "project")  # another project's: the unknown project's 404
     key = body.input_key.lstrip("/")
     if not key.startswith("batches/") or key.startswith(_NOT_INPUT):
         raise InvalidRequest(
             "input_key: must be a key under batches/ (not batches/output/ or batches/parts/)",
             param="input_key",
         )
-    await asyncio.to_thread(services.completions.config.project, body.project)  # 404 for an unknown project
+    try:
+        await asyncio.to_thread(services.completions.config.project, body.project)
+    except NotFound:  # an unknown project: the same 404 as another project's
+        raise missing_project(body.project, "project") from None
     rt = services.batches()
     etag = await asyncio.to_thread(rt.blobs.etag, key)
     if etag is None:
@@ -153,7 +156,7 @@ async def list_batches(
         raise InvalidRequest("after: not a cursor returned by this endpoint", param="after")
     projects = caller.projects
     if project is not None:
-        caller.require(project)
+        caller.require(project, "project")
         projects = frozenset({project})
     jobs, cursor = await asyncio.to_thread(services.batches().table.page, projects, limit, after)
     return BatchList(

@@ -26,8 +26,10 @@ router = APIRouter(tags=["ab_campaigns"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "A campaign key without a project"},
-    403: {"model": ErrorResponse, "description": "Key not allowed for this project"},
-    404: {"model": ErrorResponse, "description": "Unknown project or campaign (`EntityNotFound:`)"},
+    404: {
+        "model": ErrorResponse,
+        "description": "Unknown project or campaign, or another project's (`EntityNotFound:`)",
+    },
 }
 
 

@@ -23,8 +23,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in {
         400: "Invalid request (the field is named)",
         401: "Missing or unknown API key",
-        403: "Key not allowed for this project",
-        404: "Unknown project, model or campaign (`EntityNotFound:`)",
+        404: "Unknown project, model or campaign, or another project's (`EntityNotFound:`)",
         413: "Body too large",
         429: "Rate limited",
         502: "Upstream failed",

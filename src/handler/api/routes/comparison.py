@@ -25,8 +25,10 @@ router = APIRouter(tags=["feedback"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Invalid body (the field is named)"},
-    403: {"model": ErrorResponse, "description": "Key not allowed for this project"},
-    404: {"model": ErrorResponse, "description": "Unknown project or completion (`EntityNotFound:`)"},
+    404: {
+        "model": ErrorResponse,
+        "description": "Unknown project or completion, or another project's (`EntityNotFound:`)",
+    },
 }
 
 

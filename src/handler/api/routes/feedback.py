@@ -14,12 +14,22 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
 from handler.api.params import uuid_param
 from handler.contract.errors import ErrorResponse
+from handler.contract.storable import check_storable
 from handler.store.values import Feedback
 
 router = APIRouter(tags=["feedback"])
@@ -32,13 +42,24 @@ Value = Annotated[
 ]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Invalid body (the field is named)"},
-    403: {"model": ErrorResponse, "description": "Key not allowed for this project"},
-    404: {"model": ErrorResponse, "description": "Unknown completion or project (`EntityNotFound:`)"},
+    404: {
+        "model": ErrorResponse,
+        "description": "Unknown completion or project, or another project's (`EntityNotFound:`)",
+    },
 }
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """What cannot be stored (a lone surrogate in `reason`, `details` nested too deep) is a 400
+        naming the field, never an answer whose write then fails (contract/storable.py)."""
+        details = data.get("details") if isinstance(data, dict) else None
+        check_storable(data, cls.__name__, [(("details",), details)])
+        return data
 
 
 class FeedbackRequest(_Body):

@@ -25,8 +25,7 @@ router = APIRouter(tags=["completions"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "A bad filter, time or cursor (the parameter is named)"},
-    403: {"model": ErrorResponse, "description": "Key not allowed for this project"},
-    404: {"model": ErrorResponse, "description": "Unknown project (`EntityNotFound:`)"},
+    404: {"model": ErrorResponse, "description": "Unknown project, or another project's (`EntityNotFound:`)"},
 }
 
 

@@ -1,14 +1,16 @@
 """Reading stored completions back: by completion id, and a session's completions in order.
 
 The body of a completion is the record as stored (`CompletionRecord`); access is the service's
-(`completions/records.py`): 404 for an unknown id, 403 for another project's record.
+(`completions/records.py`): 404 for an unknown id and, with the same body, for another project's.
+A session belongs to a project: `?project=` names it, and is needed only when several of the
+key's projects hold a session of that id (the dev key may use every project).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from handler.api.auth import CallerDep
@@ -20,9 +22,14 @@ from handler.store.records import CompletionRecord
 router = APIRouter()
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Not a UUID (the parameter is named)"},
-    403: {"model": ErrorResponse, "description": "Key not allowed for this project"},
-    404: {"model": ErrorResponse, "description": "Unknown completion or session (`EntityNotFound:`)"},
+    400: {
+        "model": ErrorResponse,
+        "description": "Not a UUID, or an ambiguous session (the parameter is named)",
+    },
+    404: {
+        "model": ErrorResponse,
+        "description": "Unknown completion or session, or another project's (`EntityNotFound:`)",
+    },
 }
 
 
@@ -47,6 +54,19 @@ async def get_completion(completion_id: str, caller: CallerDep, services: Servic
     responses=_ERRORS,
     summary="List a session's completions in order",
 )
-async def get_session(session_id: str, caller: CallerDep, services: ServicesDep) -> SessionCompletions:
+async def get_session(
+    session_id: str,
+    caller: CallerDep,
+    services: ServicesDep,
+    project: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            description="the session's project; needed only when several of the key's projects use the id",
+        ),
+    ] = None,
+) -> SessionCompletions:
     sid = uuid_param(session_id, "session_id")
-    return SessionCompletions(session_id=sid, completions=await services.records.session(caller, sid))
+    records = await services.records.session(caller, sid, project)
+    return SessionCompletions(session_id=sid, completions=records)
