@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from handler.config.models import Quotas
 from handler.errors import Forbidden
 
 _DENIED = "this API key is not allowed to access project {project!r}"
@@ -14,6 +15,8 @@ _DENIED = "this API key is not allowed to access project {project!r}"
 class Caller:
     projects: frozenset[str] | None  # None: every project (the dev key, an unscoped batch)
     denied: str = _DENIED  # the refusal, formatted with the project asked for
+    key_id: str | None = None  # the API key asking: its quotas and usage (None: a batch)
+    key_quotas: Quotas | None = None  # that key's limits (completions/quotas.py); None: unlimited
 
     @classmethod
     def anyone(cls) -> Caller:

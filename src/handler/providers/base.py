@@ -82,8 +82,10 @@ class Finish:
 class UsageReport:
     """Token usage of the whole call (all its choices)."""
 
-    prompt_tokens: int
+    prompt_tokens: int  # includes the cached tokens below (OpenAI's convention)
     completion_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass(slots=True)

@@ -297,8 +297,15 @@ class _State:
         elif "metadata" in item:
             usage = item["metadata"].get("usage") or {}
             if isinstance(usage.get("inputTokens"), int) and isinstance(usage.get("outputTokens"), int):
+                # Converse counts cache reads and writes beside inputTokens; ours include them.
+                read, write = usage.get("cacheReadInputTokens"), usage.get("cacheWriteInputTokens")
+                read = read if isinstance(read, int) else 0
+                write = write if isinstance(write, int) else 0
                 self.usage = UsageReport(
-                    prompt_tokens=usage["inputTokens"], completion_tokens=usage["outputTokens"]
+                    prompt_tokens=usage["inputTokens"] + read + write,
+                    completion_tokens=usage["outputTokens"],
+                    cache_read_tokens=read,
+                    cache_write_tokens=write,
                 )
 
     def _stop(self, stop_reason: str) -> Iterator[Event]:

@@ -412,7 +412,10 @@ def _usage(call: ModelCall, usage: dict[str, Any] | None, generated: list[str]) 
         prompt = estimate_prompt_tokens(call)
     if not isinstance(completion, int):
         completion = sum(count_tokens(t) for t in generated)
-    return UsageReport(prompt_tokens=prompt, completion_tokens=completion)
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    cached = cached if isinstance(cached, int) else 0
+    return UsageReport(prompt_tokens=prompt, completion_tokens=completion, cache_read_tokens=cached)
 
 
 # --- error bodies --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from handler.aws import LazyClient
 from handler.store import feedback as fb
-from handler.store import queries
+from handler.store import queries, usage
 from handler.store.dynamo import DynamoClient, Item, query_items, write_items
 from handler.store.errors import store_errors
 from handler.store.layout import completion_key, completion_sort_key
@@ -75,6 +75,7 @@ class DynamoCompletionStore:
                 requests.extend({"PutRequest": {"Item": i}} for i in queries.index_items(record, expires))
             write_items(self.client, self._table, requests, what="writing completion records")
             fb.count_requests(self.client, self._table, records)  # last: a retried write counts once
+            usage.count_usage(self.client, self._table, records)  # the usage report's counters
 
     def get_completion(self, completion_id: str) -> CompletionRecord | None:
         with store_errors("reading a completion"):

@@ -15,6 +15,7 @@ class RecordUsage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt tokens, read from the provider's cache
 
 
 class Attempt(BaseModel):
@@ -54,3 +55,6 @@ class CompletionRecord(BaseModel):
     tool_runs: list[ToolRun] = Field(default_factory=list)
     attempts: list[Attempt] = Field(default_factory=list)
     error: dict[str, Any] | None = None
+    key_id: str | None = None  # the API key that asked (None: a batch, or before keys were recorded)
+    cost_usd: float | None = None  # None: not computed, `cost_note` says why
+    cost_note: str | None = None
