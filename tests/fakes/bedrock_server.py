@@ -58,6 +58,7 @@ class BedrockReply:
     fragment: int = 7
     usage: bool = True  # send the metadata event
     input_tokens: int = 13
+    cache_read_tokens: int = 0  # sent as usage.cacheReadInputTokens (beside inputTokens, as Converse does)
     output_tokens: int | None = None  # default: number of deltas
     # Pacing and control.
     delay_headers_s: float = 0.0
@@ -206,8 +207,10 @@ class FakeBedrock(FakeBase):
             usage = {
                 "inputTokens": reply.input_tokens,
                 "outputTokens": output,
-                "totalTokens": reply.input_tokens + output,
+                "totalTokens": reply.input_tokens + output + reply.cache_read_tokens,
             }
+            if reply.cache_read_tokens:
+                usage["cacheReadInputTokens"] = reply.cache_read_tokens
             await response.write(ev("metadata", {"usage": usage, "metrics": {"latencyMs": 1}}))
         await response.end()
 

@@ -44,6 +44,7 @@ class Reply:
     fragment: int = 7  # tool-call arguments are streamed in pieces of this many characters
     usage: bool = True  # send the usage chunk (when the request asks with stream_options)
     prompt_tokens: int = 11
+    cached_tokens: int = 0  # of prompt_tokens: sent as usage.prompt_tokens_details.cached_tokens
     completion_tokens: int | None = None  # default: content chunks times choices
     done: bool = True  # end with `data: [DONE]`
     comments: bool = False  # interleave `: keep-alive` comments and `event:` lines
@@ -221,6 +222,8 @@ class FakeOpenAI(FakeBase):
                 "completion_tokens": completion,
                 "total_tokens": reply.prompt_tokens + completion,
             }
+            if reply.cached_tokens:
+                usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
             await response.write(chunk([], usage=usage))
         if reply.done:
             await response.write(b"data: [DONE]\n\n")
@@ -264,6 +267,8 @@ class FakeOpenAI(FakeBase):
                 "completion_tokens": completion,
                 "total_tokens": reply.prompt_tokens + completion,
             }
+            if reply.cached_tokens:
+                data["usage"]["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
         await response.full(200, json_bytes(data), {"Content-Type": "application/json", **reply.headers})
 
 
