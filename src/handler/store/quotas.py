@@ -20,7 +20,7 @@ from typing import Any
 
 from handler.aws import LazyClient
 from handler.store.counting import Counter, Refusal, WindowCharge, WindowCheck
-from handler.store.dynamo import CONDITION_FAILED, DynamoClient, Item
+from handler.store.dynamo import CONDITION_FAILED, DynamoClient, Item, decimal_number
 from handler.store.errors import store_errors
 
 _KEEP_S = 86_400  # counters outlive their window by a day (for whoever looks), then expire
@@ -34,7 +34,7 @@ def _condition(limits: dict[Counter, float]) -> tuple[str, dict[str, Any]]:
     terms, values = [], {}
     for counter, limit in limits.items():
         terms.append(f"(attribute_not_exists({counter}) OR {counter} < :max_{counter})")
-        values[f":max_{counter}"] = {"N": repr(limit) if isinstance(limit, float) else str(limit)}
+        values[f":max_{counter}"] = decimal_number(limit)
     return " AND ".join(terms), values
 
 
@@ -89,7 +89,7 @@ class DynamoQuotaStore:
                     ),
                     ExpressionAttributeValues={
                         ":tokens": {"N": str(charge.tokens)},
-                        ":usd": {"N": repr(charge.usd)},
+                        ":usd": decimal_number(charge.usd),
                         ":expires": {"N": str(int(charge.resets_at) + _KEEP_S)},
                     },
                 )

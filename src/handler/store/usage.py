@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from handler.aws import LazyClient
 from handler.store.counting import UsageRow
-from handler.store.dynamo import DynamoClient, query_items
+from handler.store.dynamo import DynamoClient, decimal_number, query_items
 from handler.store.errors import store_errors
 from handler.store.records import CompletionRecord
 
@@ -77,7 +77,7 @@ def count_usage(client: DynamoClient, table: str, records: Sequence[CompletionRe
                 ":prompt": {"N": str(row.prompt_tokens)},
                 ":completion": {"N": str(row.completion_tokens)},
                 ":cached": {"N": str(row.cached_tokens)},
-                ":cost": {"N": repr(row.cost_usd)},
+                ":cost": decimal_number(row.cost_usd),
                 ":unpriced": {"N": str(row.unpriced)},
             },
         )
