@@ -198,3 +198,40 @@ def test_the_openai_sdk_waits_retry_after_then_succeeds(aws: dict[str, str]) -> 
     }
     # One admitted in each minute: the retry came after the window turned, not before.
     assert [int(item["requests"]["N"]) for item in counted.values()] == [1, 1]
+
+
+class Counting:
+    """A DynamoDB client that counts the calls made through it."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(**params: Any) -> Any:
+            self.calls.append(name)
+            return method(**params)
+
+        return call
+
+
+def test_admission_is_one_round_trip_for_every_limit_of_key_and_project(aws: dict[str, str]) -> None:
+    """All four limits on the key and on the project: six counter items, one TransactWriteItems
+    (admitted or refused); the charge after the answer is one more."""
+    import boto3
+
+    from handler.completions.quotas import QuotaExceeded, scope_of
+
+    client = Counting(boto3.client("dynamodb"))
+    gate = QuotaGate(DynamoQuotaStore(aws["TABLE_NAME"], client), lambda: 1_764_653_410.0)
+    every = Quotas(requests_per_minute=1, tokens_per_minute=100, tokens_per_day=1000, usd_per_month=5)
+    scopes = [scope_of("key", "k1", every), scope_of("project", "p", every)]
+    gate.admit(scopes)
+    assert client.calls == ["transact_write_items"]
+    gate.charge(scopes, tokens=10, usd=0.01)
+    assert client.calls == ["transact_write_items"] * 2
+    with pytest.raises(QuotaExceeded, match=r"requests_per_minute \(1\) of API key k1"):
+        gate.admit(scopes)
+    assert client.calls == ["transact_write_items"] * 3

@@ -9,8 +9,8 @@ Admitting a request is one round trip: an `UpdateItem` (one counter item) or one
 `ConditionExpression` requiring every limited counter to be below its limit, and `ADD requests 1`
 on the items that count requests. DynamoDB applies all or none, so concurrent requests can never be
 admitted past a limit. A refusal returns the old item (`ReturnValuesOnConditionCheckFailure`), which
-names the counter that was at its limit. Charging tokens and spend after the answer is a plain
-`ADD` per item, off the path to the first token.
+names the counter that was at its limit. Charging tokens and spend after the answer is one more
+round trip (`ADD` on each item), off the path to the first token.
 """
 
 from __future__ import annotations
@@ -79,20 +79,24 @@ class DynamoQuotaStore:
         return None
 
     def charge(self, charges: Sequence[WindowCharge]) -> None:
+        updates = [
+            {
+                "TableName": self._table,
+                "Key": counter_key(c.scope.kind, c.scope.id, c.window, c.window_id),
+                "UpdateExpression": "SET expires_at = if_not_exists(expires_at, :expires) ADD tokens :tokens, usd :usd",
+                "ExpressionAttributeValues": {
+                    ":tokens": {"N": str(c.tokens)},
+                    ":usd": decimal_number(c.usd),
+                    ":expires": {"N": str(int(c.resets_at) + _KEEP_S)},
+                },
+            }
+            for c in charges
+        ]
         with store_errors("charging quotas"):
-            for charge in charges:
-                self.client.update_item(
-                    TableName=self._table,
-                    Key=counter_key(charge.scope.kind, charge.scope.id, charge.window, charge.window_id),
-                    UpdateExpression=(
-                        "SET expires_at = if_not_exists(expires_at, :expires) ADD tokens :tokens, usd :usd"
-                    ),
-                    ExpressionAttributeValues={
-                        ":tokens": {"N": str(charge.tokens)},
-                        ":usd": decimal_number(charge.usd),
-                        ":expires": {"N": str(int(charge.resets_at) + _KEEP_S)},
-                    },
-                )
+            if len(updates) == 1:
+                self.client.update_item(**updates[0])
+            else:  # one round trip for all (at most 6 items: the key's and the project's windows)
+                self.client.transact_write_items(TransactItems=[{"Update": u} for u in updates])
 
 
 def _refusal(exc: BaseException, checks: Sequence[WindowCheck]) -> Refusal | None:
