@@ -131,6 +131,9 @@ def _update_key(store: DynamoKeyStore, args: argparse.Namespace, table: str) -> 
         return 1
     try:
         key = store.set_quotas(args.key_id, _quotas(args, current.quotas))
+    except ValueError as exc:  # a limit out of range, named
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except UnknownKey:
         print(f"error: no key {args.key_id!r} in table {table}", file=sys.stderr)
         return 1
