@@ -15,6 +15,7 @@ PREFIX = "/chat-gateway"
 
 NO_STORE = "bench"  # echo, zero latency, store off
 STORE = "bench-store"  # the same, store on
+QUOTA = "bench-quota"  # NO_STORE with all four project quotas (never reached): the quota check's cost
 TEMPLATED = "bench-template"  # store off, with a system prompt template (jinja2 on the first request)
 RELAY = "bench-relay"  # openai models pointing at benchmarks.upstream
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
@@ -79,6 +80,15 @@ class Emulation:
         for project in (
             _echo_project(NO_STORE, store=False),
             _echo_project(STORE, store=True),
+            {
+                **_echo_project(QUOTA, store=False),
+                "limits": {
+                    "requests_per_minute": 10**9,
+                    "tokens_per_minute": 10**12,
+                    "tokens_per_day": 10**12,
+                    "usd_per_month": 10**9,
+                },
+            },
             _echo_project(
                 TEMPLATED, store=False, template="You are {{ persona | default('an assistant') }}."
             ),

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import PYTHON, ROOT, Summary, child_env, median, percentile
-from benchmarks.emulation import NO_STORE, STORE, TEMPLATED, Emulation
+from benchmarks.emulation import NO_STORE, QUOTA, STORE, TEMPLATED, Emulation
 
-SECTIONS = ("cold", "warm", "http", "rss", "size")
+SECTIONS = ("cold", "warm", "quota", "http", "rss", "size")
 SHIPPED = "store off, as shipped"
 SHIPPED_BARE = "bare FastAPI + Mangum, as shipped (reference)"
 SHIPPED_RATIO = "Cold start as shipped, gateway / bare"
@@ -303,6 +303,63 @@ class Bench:
             )
         )
 
+    def quota(self, aws: Emulation) -> None:
+        """What the quota check adds: the same request on a project with all four quotas and on one
+        without (the admission, one conditional write, plus the charge after the answer, one more),
+        and the admission alone. Against the moto server on localhost: DynamoDB's own round trip
+        (single-digit ms in-region) replaces moto's."""
+        a = self.args
+        self.log(f"quota check: {a.warm_rounds} rounds x {a.warm_requests} requests, with and without")
+        result = self._child(
+            aws,
+            [
+                "quota",
+                "--model",
+                NO_STORE,
+                "--limited",
+                QUOTA,
+                "--requests",
+                str(a.warm_requests),
+                "--rounds",
+                str(a.warm_rounds),
+                "--warmup",
+                str(min(50, a.warm_requests)),
+            ],
+        )
+        if result["failures"]:
+            raise RuntimeError(f"quota requests failed: {result['failures']}")
+        samples = result["samples"]
+        self.raw["quota"] = samples
+        plain, limited = samples["plain"], samples["quota"]
+        self.rows.append(
+            Row("Warm request in-process, project with quotas (echo, store off)", "ms", Summary.of(limited))
+        )
+        added = [median(q) - median(p) for q, p in zip(limited, plain, strict=True)]
+        flat_q = [v for r in limited for v in r]
+        flat_p = [v for r in plain for v in r]
+        self.rows.append(
+            Row(
+                "Quota check added per request (with - without quotas)",
+                "ms",
+                Summary(
+                    median(flat_q) - median(flat_p),
+                    percentile(flat_q, 99) - percentile(flat_p, 99),
+                    min(added),
+                    max(added),
+                    len(added),
+                ),
+                note="admission + charge, moto server; n: rounds",
+            )
+        )
+        self.rows.append(
+            Row(
+                "Quota admission alone (one TransactWriteItems, moto server)",
+                "ms",
+                Summary.of(samples["admit"]),
+                note="on the path to the first token",
+            )
+        )
+
     def rss(self, aws: Emulation) -> None:
         n = self.args.rss_requests
         self.log(f"peak RSS after {n} requests (gateway store on; bare)")
@@ -531,7 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with Emulation() as aws:
             bench.log(f"moto server at {aws.endpoint}")
-            for section in ("cold", "warm", "http", "rss"):
+            for section in ("cold", "warm", "quota", "http", "rss"):
                 if section not in args.skip:
                     getattr(bench, section)(aws)
         if "size" not in args.skip:

@@ -2,6 +2,7 @@
 
 `overhead`: per-request time of the gateway's Lambda handler (echo model, zero latency, store off)
 and of the bare FastAPI + Mangum route, interleaved round by round so both see the same machine.
+`quota`: the same handler on a project without and with quotas, and the quota admission alone.
 `rss`: peak RSS of a process after answering N requests with one of the two handlers.
 """
 
@@ -59,6 +60,40 @@ def overhead(model: str, requests: int, rounds: int, warmup: int) -> dict[str, A
     return {"samples": samples, "failures": failures}
 
 
+def quota(plain: str, limited: str, requests: int, rounds: int, warmup: int) -> dict[str, Any]:
+    """The gateway's handler on a project without quotas and on one with all four, interleaved;
+    and the admission alone (`QuotaGate.admit`: the one write on the path to the first token)."""
+    from handler.completions.quotas import scope_of
+    from handler.config.models import Quotas
+    from handler.wiring import default_service
+
+    handler = _handler("gateway")
+    targets = {"plain": api_event(plain, store=False), "quota": api_event(limited, store=False)}
+    failures: list[str] = []
+    for event in targets.values():
+        _time(handler, event, warmup, failures)
+    samples: dict[str, list[list[float]]] = {name: [] for name in (*targets, "admit")}
+    gate = default_service().quotas
+    assert gate is not None
+    scopes = [
+        scope_of(
+            "project", limited, Quotas(requests_per_minute=10**9, tokens_per_day=10**12, usd_per_month=10**9)
+        )
+    ]
+    clock = time.perf_counter
+    for round_ in range(rounds):
+        order = list(targets) if round_ % 2 == 0 else list(reversed(targets))
+        for name in order:
+            samples[name].append(_time(handler, targets[name], requests, failures))
+        admits = []
+        for _ in range(requests):
+            t0 = clock()
+            gate.admit(scopes)
+            admits.append((clock() - t0) * 1000)
+        samples["admit"].append(admits)
+    return {"samples": samples, "failures": failures}
+
+
 def rss(target: str, model: str, requests: int, store: bool) -> dict[str, Any]:
     failures: list[str] = []
     handler = _handler(target)
@@ -81,7 +116,8 @@ def _peak_rss_kb() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["overhead", "rss"])
+    parser.add_argument("mode", choices=["overhead", "rss", "quota"])
+    parser.add_argument("--limited", default="bench-quota", help="the project with quotas (quota)")
     parser.add_argument("out")
     parser.add_argument("--model", default="bench")
     parser.add_argument("--target", default="gateway", choices=["gateway", "bare"])
@@ -92,6 +128,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "overhead":
         result = overhead(args.model, args.requests, args.rounds, args.warmup)
+    elif args.mode == "quota":
+        result = quota(args.model, args.limited, args.requests, args.rounds, args.warmup)
     else:
         result = rss(args.target, args.model, args.requests, args.store)
     with open(args.out, "w") as f:

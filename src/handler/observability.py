@@ -52,9 +52,11 @@ def record_completion(
     duration_ms: float,
     prompt_tokens: int,
     completion_tokens: int,
+    cost_usd: float | None = None,
 ) -> None:
-    """One completion's figures as one EMF document: counts, latency, TTFT and tokens by project
-    and model (and status, so errors and missed deadlines are graphable), and once more by service
+    """One completion's figures as one EMF document: counts, latency, TTFT, tokens and cost
+    (`CostUSD`, priced models only) by project and model (and status, so errors and missed
+    deadlines are graphable), and once more by service
     alone: a percentile can't be summed over dimensions, and an alarm can't search, so the stack's
     TTFT alarm reads that series (`template.yaml`; tests/infra/test_operations.py checks the names).
 
@@ -72,6 +74,8 @@ def record_completion(
         metrics.append(("TimeToFirstToken", "Milliseconds", round(ttft_ms, 3)))
     metrics.append(("PromptTokens", "Count", float(prompt_tokens)))
     metrics.append(("CompletionTokens", "Count", float(completion_tokens)))
+    if cost_usd is not None:  # only for priced models: an unpriced one is not free
+        metrics.append(("CostUSD", "None", cost_usd))
     document: dict[str, Any] = {
         "_aws": {
             "Timestamp": int(time.time() * 1000),

@@ -9,15 +9,19 @@ from typing import TYPE_CHECKING
 from handler.completions.campaign_results import CampaignResultsService
 from handler.completions.campaign_state import CampaignStateConfig, CampaignStops
 from handler.completions.feedback import FeedbackService
+from handler.completions.quotas import QuotaGate
 from handler.completions.records import RecordsService
 from handler.completions.service import CompletionService
+from handler.completions.usage import UsageService
 from handler.config.source import SSMConfigSource
 from handler.providers.registry import provider_for
 from handler.settings import get_settings
 from handler.store.dynamodb import DynamoCompletionStore
 from handler.store.keys import CachedKeys, DynamoKeyStore
 from handler.store.offload import default_payloads
+from handler.store.quotas import DynamoQuotaStore
 from handler.store.retry import StoreRetryQueue
+from handler.store.usage import DynamoUsageStore
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -59,6 +63,7 @@ def default_service() -> CompletionService:
         store=default_store(),
         providers=provider_for,
         store_retry=retry.enqueue if retry is not None else None,
+        quotas=QuotaGate(DynamoQuotaStore(get_settings().table_name)),
     )
 
 
@@ -80,6 +85,7 @@ def default_services() -> Services:
         records=RecordsService(store, config),
         feedback=FeedbackService(store, config, stops=CampaignStops(store, config)),
         campaigns=CampaignResultsService(store, config),
+        usage=UsageService(DynamoUsageStore(get_settings().table_name), config),
     )
 
 

@@ -56,3 +56,28 @@ def test_the_module_runs_as_a_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok: demo (2 models")
+
+
+@pytest.mark.unit
+def test_keys_carry_limits_set_at_creation_and_changed_by_update(
+    aws: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from handler.config.models import Quotas
+    from handler.store.keys import DynamoKeyStore, key_id_of
+
+    assert main(["keys", "create", "--project", "demo", "--rpm", "5", "--usd-per-month", "12.5"]) == 0
+    key_id = key_id_of(capsys.readouterr().out.strip())
+    assert key_id is not None
+    store = DynamoKeyStore(aws["TABLE_NAME"])
+    stored = store.get(key_id)
+    assert stored is not None
+    assert stored.quotas == Quotas(requests_per_minute=5, usd_per_month=12.5)
+    assert main(["keys", "update", key_id, "--tpd", "1000", "--rpm", "0"]) == 0  # 0 removes a limit
+    assert "tokens_per_day=1000" in capsys.readouterr().out
+    stored = store.get(key_id)
+    assert stored is not None
+    assert stored.quotas == Quotas(tokens_per_day=1000, usd_per_month=12.5)
+    assert main(["keys", "update", "0123456789abcdef", "--rpm", "1"]) == 1
+    assert "no key" in capsys.readouterr().err
+    assert main(["keys", "create", "--project", "demo", "--rpm", "-3"]) == 2
+    assert "requests_per_minute" in capsys.readouterr().err

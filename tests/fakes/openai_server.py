@@ -44,6 +44,7 @@ class Reply:
     fragment: int = 7  # tool-call arguments are streamed in pieces of this many characters
     usage: bool = True  # send the usage chunk (when the request asks with stream_options)
     prompt_tokens: int = 11
+    cached_tokens: int = 0  # of prompt_tokens: sent as usage.prompt_tokens_details.cached_tokens
     completion_tokens: int | None = None  # default: content chunks times choices
     done: bool = True  # end with `data: [DONE]`
     # Reasoning models (vLLM, DeepSeek): reasoning deltas before the content, under this key.

@@ -153,7 +153,9 @@ def emitted() -> dict[str, Any]:
     }
     try:
         with contextlib.redirect_stdout(out):
-            record_completion("p", "m", "completed", 1.0, 2.0, prompt_tokens=1, completion_tokens=1)
+            record_completion(
+                "p", "m", "completed", 1.0, 2.0, prompt_tokens=1, completion_tokens=1, cost_usd=0.25
+            )
     finally:
         os.environ.update(saved)
     [document] = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -178,9 +180,14 @@ def test_the_code_emits_what_this_module_expects() -> None:
     code = emitted()
     assert code["namespace"] == NAMESPACE
     assert frozenset({"service"}) in code["dimension_sets"]
-    assert {"Completions", "Latency", "TimeToFirstToken", "PromptTokens", "CompletionTokens"} == code[
-        "metrics"
-    ]
+    assert {
+        "Completions",
+        "Latency",
+        "TimeToFirstToken",
+        "PromptTokens",
+        "CompletionTokens",
+        "CostUSD",
+    } == code["metrics"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -310,6 +317,17 @@ def test_dashboard_covers_the_api_the_functions_and_the_queues() -> None:
         if f["MetricName"] == "Completions"
     }
     assert lines == statuses()
+
+
+def test_dashboard_shows_cost_by_project() -> None:
+    """Issue 15: what each team spent, from the `CostUSD` series the code writes per project."""
+    found = [
+        filters
+        for expression in dashboard_expressions()
+        for dimensions, filters in searched(expression)
+        if filters["MetricName"] == "CostUSD" and "project" in dimensions
+    ]
+    assert found
 
 
 def test_dashboard_lists_every_alarm() -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 from handler.completions.caller import Caller
+from handler.config.models import Quotas
 from handler.errors import GatewayError, Unauthorized
 from handler.observability import logger
 from handler.settings import get_settings
@@ -51,6 +52,7 @@ class AuthUnavailable(GatewayError):
 class Principal:
     key_id: str
     projects: frozenset[str] | None  # None: every project (the dev key only)
+    quotas: Quotas | None = None  # the key's limits (None: unlimited)
 
     def may_access(self, project: str) -> bool:
         return self.projects is None or project in self.projects
@@ -107,7 +109,7 @@ async def authenticate(request: Request) -> Principal:
                 raise AuthUnavailable("could not verify the API key right now; retry shortly") from None
         if found is None:
             raise Unauthorized("invalid or revoked API key")
-        principal = Principal(key_id=found.key_id, projects=frozenset(found.projects))
+        principal = Principal(key_id=found.key_id, projects=frozenset(found.projects), quotas=found.quotas)
     request.state.principal = principal
     return principal
 
@@ -117,14 +119,14 @@ def caller_of(request: Request) -> Caller:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # a route outside `authenticate`: refuse rather than let it through
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
-    return Caller(principal.projects)
+    return Caller(principal.projects, key_id=principal.key_id, key_quotas=principal.quotas)
 
 
 async def current_caller(principal: Annotated[Principal, Depends(authenticate)]) -> Caller:
     """Who is asking, as a route hands it to its service. It depends on `authenticate` itself (which
     FastAPI runs once per request however often it is named), so a route that declares `CallerDep`
     cannot be reached without a verified key, whatever router it is mounted on."""
-    return Caller(principal.projects)
+    return Caller(principal.projects, key_id=principal.key_id, key_quotas=principal.quotas)
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

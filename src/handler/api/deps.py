@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from handler.completions.campaign_results import CampaignResultsService
     from handler.completions.feedback import FeedbackService
     from handler.completions.records import RecordsService
+    from handler.completions.usage import UsageService
     from handler.store.keys import CachedKeys
 
 
@@ -32,6 +33,7 @@ class Services:
     records: RecordsService  # stored completions: by id, by session, a project's listing
     feedback: FeedbackService  # feedback on completions, outcomes of sessions
     campaigns: CampaignResultsService  # a project's A/B campaigns and their results
+    usage: UsageService  # a project's usage and cost reports
 
 
 ServicesFactory = Callable[[], Services]

@@ -25,7 +25,10 @@ def json_response(status: int, content: Any, headers: dict[str, str] | None = No
 
 
 def gateway_error_response(exc: GatewayError) -> Response:
-    return json_response(exc.status, body_of(exc))
+    # A quota's 429 says when its window turns (RFC 9110 10.2.3); the openai SDK waits that long.
+    retry_after = getattr(exc, "retry_after_s", None)
+    headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
+    return json_response(exc.status, body_of(exc), headers)
 
 
 def install(app: FastAPI) -> None:

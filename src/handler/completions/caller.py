@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from handler.config.models import Quotas
 from handler.errors import NotFound
 
 
@@ -21,6 +22,8 @@ def missing_project(project: str, param: str = "model") -> NotFound:
 @dataclass(frozen=True)
 class Caller:
     projects: frozenset[str] | None  # None: every project (the dev key, an unscoped batch)
+    key_id: str | None = None  # the API key asking: its quotas and usage (None: a batch)
+    key_quotas: Quotas | None = None  # that key's limits (completions/quotas.py); None: unlimited
 
     @classmethod
     def anyone(cls) -> Caller:

@@ -15,6 +15,7 @@ from handler.config.models import Limits, ModelConfig, ProjectConfig
 from handler.contract.chat import ChatRequest, ImagePart, Message, TextPart
 from handler.errors import InvalidRequest, NotFound
 from handler.providers.base import ModelCall, ToolSpec
+from handler.store.counting import Scope
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class Plan:
     # Wall-clock time the request was planned: the records' `created`, so that a session lists its
     # completions in the order the requests came, not the order they finished.
     started_at: float = field(default_factory=time.time)
+    key_id: str | None = None  # the API key that asked (service.plan sets it): records, usage, quotas
+    quota_scopes: tuple[Scope, ...] = ()  # the key's and the project's limits, charged at the end
 
     @property
     def project_name(self) -> str:

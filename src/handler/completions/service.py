@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
 from handler.completions import engine
 from handler.completions.caller import Caller
 from handler.completions.planning import Overrides, Plan, build_plan, split_model
+from handler.completions.quotas import QuotaGate, cost_usd, scope_of
 from handler.config.models import ModelConfig
 from handler.config.source import ConfigSource
 from handler.contract.chat import (
@@ -138,6 +139,18 @@ class Outcome:
             ),
         )
 
+    def cost(self, choice_tokens: int | None = None, first: bool = True) -> tuple[float | None, str | None]:
+        """(USD, None), or (None, why not): the whole answer's, or one choice's share (its
+        `choice_tokens`; the shared prompt is charged to the `first` choice)."""
+        prices = self.plan.project.models[self.model_name].prices
+        if prices is None:
+            return None, f"no prices configured for model {self.model_name!r}"
+        completion = self.completion_tokens if choice_tokens is None else choice_tokens
+        prompt, read, write = (self.prompt_tokens, self.cached_tokens or 0, self.cache_write_tokens or 0)
+        if not first:
+            prompt = read = write = 0
+        return cost_usd(prices, prompt, completion, read, write), None
+
     def response(self) -> ChatResponse:
         public = self.plan.public_model(self.model_name)
         return ChatResponse(
@@ -216,6 +229,9 @@ class Outcome:
                 tool_runs=c.tool_runs,
                 attempts=self.attempts,
                 error=error,
+                key_id=plan.key_id,
+                cost_usd=self.cost(per_choice[c.index], c.index == 0)[0],
+                cost_note=self.cost(per_choice[c.index], c.index == 0)[1],
             )
             for c in self.choices
         ]
@@ -356,7 +372,9 @@ class CompletionService:
         store: Store,
         providers: ProviderFactory,
         store_retry: Callable[[Sequence[CompletionRecord]], None] | None = None,
+        quotas: QuotaGate | None = None,
     ) -> None:
+        self.quotas = quotas  # None: no limits are enforced (nor counted)
         self.config = config
         self.store = store
         self._providers = providers
@@ -376,7 +394,23 @@ class CompletionService:
         project = self.config.cached(project_name)
         if project is None:
             project = await asyncio.to_thread(self.config.project, project_name)
-        return build_plan(req, project, received_at, overrides)
+        plan = build_plan(req, project, received_at, overrides)
+        return await self.admit(plan, caller)
+
+    async def admit(self, plan: Plan, caller: Caller) -> Plan:
+        """Count the request against the key's and the project's quotas (one round trip, only when
+        either has limits), or raise QuotaExceeded (429) before any model is called."""
+        if self.quotas is None:
+            return replace(plan, key_id=caller.key_id)
+        scopes = [scope_of("project", plan.project_name, plan.project.limits)]
+        if caller.key_id is not None:
+            scopes.insert(0, scope_of("key", caller.key_id, caller.key_quotas))
+        if QuotaGate.limited(scopes):
+            try:
+                await asyncio.to_thread(self.quotas.admit, scopes)
+            except StoreError as exc:  # counters unreachable: serve (availability first), say so
+                logger.error("quota check failed: request admitted unchecked", extra={"error": str(exc)})
+        return replace(plan, key_id=caller.key_id, quota_scopes=tuple(s for s in scopes if s.limits))
 
     def provider(self, plan: Plan, model_name: str) -> Provider:
         provider = self._providers(plan.project.models[model_name], self.config.secret)
@@ -433,8 +467,11 @@ class CompletionService:
             duration_ms=((outcome.finished_at or time.perf_counter()) - plan.received_at) * 1000,
             prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens,
+            cost_usd=outcome.cost()[0],
         )
         _log_completion(outcome)
+        if plan.quota_scopes and self.quotas is not None:
+            await asyncio.to_thread(self.charge, outcome)
         if not plan.store:
             return
         records = outcome.records()
@@ -442,6 +479,18 @@ class CompletionService:
             await asyncio.to_thread(self.store.put_completions, records)
         except Exception as exc:  # StoreError, or anything else: the client gets its answer regardless
             await asyncio.to_thread(self.on_store_failure, records, exc)
+
+    def charge(self, outcome: Outcome) -> None:
+        """Charge the answer's tokens and spend to the key's and the project's limited windows."""
+        assert self.quotas is not None
+        tokens = outcome.prompt_tokens + outcome.completion_tokens
+        try:
+            self.quotas.charge(outcome.plan.quota_scopes, tokens, outcome.cost()[0] or 0.0)
+        except Exception as exc:  # the client gets its answer; the quota under-counts (logged)
+            logger.error(
+                "quota counters not charged",
+                extra={"request_id": outcome.plan.request_id, "tokens": tokens, "error": str(exc)},
+            )
 
     def on_store_failure(self, records: Sequence[CompletionRecord], exc: Exception) -> None:
         """Queue the records for StoreRetryFunction; only if that fails too are they lost (logged)."""

@@ -38,6 +38,29 @@ class Limits(_Strict):
     max_tags: Annotated[int, Field(ge=0)] = 32
     max_tag_chars: Annotated[int, Field(ge=1)] = 128
     max_tool_rounds: Annotated[int, Field(ge=1, le=32)] = 5
+    # Quotas on the whole project (completions/quotas.py); unset: unlimited. An API key has its own.
+    requests_per_minute: Annotated[int, Field(ge=1)] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+    tokens_per_day: Annotated[int, Field(ge=1)] | None = None
+    usd_per_month: Annotated[float, Field(gt=0)] | None = None
+
+
+class Quotas(_Strict):
+    """An API key's quotas (the same four a project's `limits` may set); unset: unlimited."""
+
+    requests_per_minute: Annotated[int, Field(ge=1)] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+    tokens_per_day: Annotated[int, Field(ge=1)] | None = None
+    usd_per_month: Annotated[float, Field(gt=0)] | None = None
+
+
+class Prices(_Strict):
+    """USD per million tokens. Cache reads and writes cost the input price unless set."""
+
+    input: Annotated[float, Field(ge=0)]
+    output: Annotated[float, Field(ge=0)]
+    cache_read: Annotated[float, Field(ge=0)] | None = None
+    cache_write: Annotated[float, Field(ge=0)] | None = None
 
 
 class _ModelBase(_Strict):
@@ -45,6 +68,7 @@ class _ModelBase(_Strict):
     max_ttft_ms: Annotated[int, Field(ge=1)] | None = None
     # Upstream retries before the first token (connection errors, timeouts, 429, 5xx).
     max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    prices: Prices | None = None  # absent: no cost is computed (the record says so)
 
 
 class EchoModel(_ModelBase):

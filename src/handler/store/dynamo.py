@@ -174,6 +174,13 @@ def conditional(call: Callable[[], R]) -> R | None:
         raise
 
 
+def decimal_number(value: float) -> Item:
+    """A float as a DynamoDB number in plain decimal notation (`9e-05` is valid DynamoDB, but fixed
+    point keeps every reader, moto's `ADD` included, on the same exact decimal), to 10 places."""
+    text = f"{value:.10f}".rstrip("0")
+    return {"N": text + "0" if text.endswith(".") else text}
+
+
 def time_key(created: float, *parts: str) -> str:
     """`{microseconds, 17 digits}#{part}#...`: sorts as text in the order of `created`."""
     return "#".join((f"{int(created * 1_000_000):017d}", *parts))

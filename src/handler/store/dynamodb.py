@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from handler.aws import LazyClient
 from handler.store import campaigns as cs
 from handler.store import feedback as fb
-from handler.store import queries
+from handler.store import queries, usage
 from handler.store.dynamo import DynamoClient, Item, query_items, write_items
 from handler.store.errors import store_errors
 from handler.store.layout import completion_key, completion_sort_key
@@ -111,6 +111,7 @@ class DynamoCompletionStore:
             requests.extend({"PutRequest": {"Item": i}} for i in sessions.values())
             write_items(self.client, self._table, requests, what="writing completion records")
             fb.count_requests(self.client, self._table, records, expires)  # last; counts once per request
+            usage.count_usage(self.client, self._table, records)  # the usage report's counters
 
     def get_completion(self, completion_id: str) -> CompletionRecord | None:
         with store_errors("reading a completion"):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 
 from handler.aws import LazyClient
-from handler.config.models import NAME_RE
+from handler.config.models import NAME_RE, Quotas
 from handler.store.dynamo import DynamoClient, Item, conditional, query_items, time_key
 from handler.store.errors import store_errors
 
@@ -52,6 +52,7 @@ class ApiKey:
     key_hash: str
     name: str | None = None
     revoked_at: float | None = None
+    quotas: Quotas | None = None  # the key's own limits (completions/quotas.py); None: unlimited
 
     @property
     def active(self) -> bool:
@@ -90,7 +91,9 @@ class DynamoKeyStore:
 
     client = LazyClient("dynamodb")
 
-    def create(self, projects: Iterable[str], name: str | None = None) -> tuple[ApiKey, str]:
+    def create(
+        self, projects: Iterable[str], name: str | None = None, quotas: Quotas | None = None
+    ) -> tuple[ApiKey, str]:
         """A new key for `projects`. The key itself is returned here once and stored nowhere."""
         scope = tuple(dict.fromkeys(projects))
         if not scope:
@@ -99,7 +102,15 @@ class DynamoKeyStore:
             if not _PROJECT.match(project):
                 raise ValueError(f"{project!r} is not a valid project name")
         key_id, key = new_key()
-        record = ApiKey(key_id=key_id, projects=scope, created=time.time(), key_hash=hash_key(key), name=name)
+        quotas = quotas if quotas is not None and _quota_map(quotas) else None
+        record = ApiKey(
+            key_id=key_id,
+            projects=scope,
+            created=time.time(),
+            key_hash=hash_key(key),
+            name=name,
+            quotas=quotas,
+        )
         item: Item = {
             **_item_key(key_id),
             "gsi2pk": {"S": _LIST_PK},
@@ -111,6 +122,8 @@ class DynamoKeyStore:
         }
         if name:
             item["name"] = {"S": name}
+        if quotas is not None:
+            item["quotas"] = {"M": _quota_map(quotas)}
         with store_errors("put_item on the key table", KeyStoreError):
             self.client.put_item(
                 TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
@@ -152,6 +165,28 @@ class DynamoKeyStore:
             raise UnknownKey(key_id)
         return _from_item(response["Attributes"])
 
+    def set_quotas(self, key_id: str, quotas: Quotas) -> ApiKey:
+        """Replace a key's limits (an empty `Quotas` removes them). Instances see it within the cache's TTL."""
+        values = _quota_map(quotas)
+        update = "SET quotas = :quotas" if values else "REMOVE quotas"
+        params: dict[str, object] = {}
+        if values:
+            params["ExpressionAttributeValues"] = {":quotas": {"M": values}}
+        with store_errors("updating the key", KeyStoreError):
+            response = conditional(
+                lambda: self.client.update_item(
+                    TableName=self._table,
+                    Key=_item_key(key_id),
+                    UpdateExpression=update,
+                    ConditionExpression="attribute_exists(pk)",
+                    ReturnValues="ALL_NEW",
+                    **params,
+                )
+            )
+        if response is None:
+            raise UnknownKey(key_id)
+        return _from_item(response["Attributes"])
+
     def verify(self, key: str) -> ApiKey | None:
         """The active key `key` is, else None. Raises KeyStoreError when the table can't be read."""
         key_id = key_id_of(key)
@@ -161,6 +196,18 @@ class DynamoKeyStore:
         if stored is None or not hmac.compare_digest(stored.key_hash, hash_key(key)):
             return None
         return stored if stored.active else None
+
+
+def _quota_map(quotas: Quotas) -> Item:
+    return {k: {"N": repr(v)} for k, v in quotas.model_dump(exclude_none=True).items()}
+
+
+def _quotas_of(item: Item) -> Quotas | None:
+    stored = item.get("quotas", {}).get("M")
+    if not stored:
+        return None
+    values = {k: float(v["N"]) for k, v in stored.items()}
+    return Quotas.model_validate({k: int(v) if k != "usd_per_month" else v for k, v in values.items()})
 
 
 def _from_item(item: Item) -> ApiKey:
@@ -173,6 +220,7 @@ def _from_item(item: Item) -> ApiKey:
         key_hash=item["key_hash"]["S"],
         name=name["S"] if name else None,
         revoked_at=float(revoked["N"]) if revoked else None,
+        quotas=_quotas_of(item),
     )
 
 

@@ -59,3 +59,6 @@ class CompletionRecord(BaseModel):
     usage_estimated: bool = False  # the upstream reported no usage: counted by the gateway
     reasoning_content: str | None = None
     thinking_blocks: list[dict[str, Any]] | None = None  # reasoning blocks with their signatures
+    key_id: str | None = None  # the API key that asked (None: a batch, or before keys were recorded)
+    cost_usd: float | None = None  # None: not computed, `cost_note` says why
+    cost_note: str | None = None
