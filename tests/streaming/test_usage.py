@@ -56,7 +56,7 @@ def summed(stored: list[dict[str, Any]], by: str) -> dict[str, dict[str, Any]]:
         if r["index"] == 0:  # a request's choices share its prompt
             g["requests"] += 1
             g["prompt_tokens"] += r["usage"]["prompt_tokens"]
-            g["cached_tokens"] += r["usage"]["cached_tokens"]
+            g["cached_tokens"] += r["usage"]["cached_tokens"] or 0  # null: none reported
         g["completion_tokens"] += r["usage"]["completion_tokens"]
         g["cost_usd"] += r["cost_usd"] or 0.0
         g["unpriced_completions"] += r["cost_usd"] is None
