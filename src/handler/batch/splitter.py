@@ -119,9 +119,9 @@ class Splitter:
         for raw in self.blobs.lines(job.input_key, job.input_etag):
             if index == 0 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark (some editors)
                 raw = raw[3:]
-            if not raw.strip():
-                continue
-            if len(raw) > self.max_line_bytes:
+            if not raw.strip():  # still a line: it gets its error line, so output lines match input lines
+                work = Work(index, error=("empty_line", "line is blank; every line must be a request"))
+            elif len(raw) > self.max_line_bytes:
                 work = Work(index, error=("payload_too_large", f"line exceeds {self.max_line_bytes} bytes"))
             else:
                 work = checker.check(index, raw)

@@ -200,7 +200,9 @@ class Worker:
             return batch_error_line(seed, work.custom_id, *work.error)
         body = work.body
         if work.part is not None:
-            body = orjson.loads(await asyncio.to_thread(self.blobs.get, work.part))
+            # The part holds the whole input line (checked by the splitter): the request is its body.
+            stored = orjson.loads(await asyncio.to_thread(self.blobs.get, work.part))
+            body = stored.get("body") if isinstance(stored, dict) else None
         project = task.get("project")
         return await self.answer(seed, work.custom_id, body or {}, project, bool(task.get("recheck")))
 
