@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from handler.completions.campaign_results import CampaignResultsService
 from handler.completions.feedback import FeedbackService
+from handler.completions.models import ModelsService
 from handler.completions.records import RecordsService
 from handler.completions.service import CompletionService
 from handler.config.source import SSMConfigSource
@@ -74,6 +75,7 @@ def default_services() -> Services:
         records=RecordsService(store, config),
         feedback=FeedbackService(store, config),
         campaigns=CampaignResultsService(store, config),
+        models=ModelsService(config, config.project_names),
     )
 
 

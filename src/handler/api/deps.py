@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from handler.batch.runtime import Runtime
     from handler.completions.campaign_results import CampaignResultsService
     from handler.completions.feedback import FeedbackService
+    from handler.completions.models import ModelsService
     from handler.completions.records import RecordsService
     from handler.store.keys import CachedKeys
 
@@ -32,6 +33,7 @@ class Services:
     records: RecordsService  # stored completions: by id, by session, a project's listing
     feedback: FeedbackService  # feedback on completions, outcomes of sessions
     campaigns: CampaignResultsService  # a project's A/B campaigns and their results
+    models: ModelsService  # the models a key may use (OpenAI's Models API)
 
 
 ServicesFactory = Callable[[], Services]
