@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from handler.api.auth import CallerDep
 from handler.api.deps import Services, ServicesDep
 from handler.api.params import uuid_param
+from handler.api.routes.files import can_see, resolve
 from handler.completions.caller import Caller
 from handler.contract.errors import ErrorResponse
 from handler.errors import Conflict, InvalidRequest, NotFound
@@ -120,13 +121,6 @@ class BatchList(BaseModel):
     next: str | None  # or this, as `after`
 
 
-def can_see(caller: Caller, job: BatchJob) -> bool:
-    """A batch with no project yet is for unrestricted keys only."""
-    if job.project is not None:
-        return caller.may_access(job.project)
-    return caller.projects is None
-
-
 async def _visible_job(services: Services, caller: Caller, batch_id: str) -> BatchJob:
     bid = uuid_param(batch_id, "batch_id")
     job = await asyncio.to_thread(services.batches().table.get, bid)
@@ -137,8 +131,6 @@ async def _visible_job(services: Services, caller: Caller, batch_id: str) -> Bat
 
 def _input_of_file(services: Services, caller: Caller, body: CreateBatch) -> tuple[str, str, str]:
     """(key, etag, project) of an uploaded file; 404 for a file this key may not read."""
-    from handler.api.routes.files import resolve
-
     file_id = body.input_file_id or ""
     obj, key = resolve(services, caller, file_id)
     if obj["purpose"] != "batch":

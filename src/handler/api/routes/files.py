@@ -21,13 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from handler.api.auth import CallerDep
 from handler.api.deps import Services, ServicesDep
-from handler.api.routes.batches import can_see
 from handler.completions.caller import Caller
 from handler.contract.errors import ErrorResponse
 from handler.errors import InvalidRequest, NotFound
 
 if TYPE_CHECKING:
     from handler.batch.files import FileRecord
+    from handler.batch.jobs import BatchJob
 
 router = APIRouter()
 
@@ -79,6 +79,13 @@ class DownloadUrl(BaseModel):
     id: str
     url: str
     expires_at: int
+
+
+def can_see(caller: Caller, job: BatchJob) -> bool:
+    """Whether `caller` may see a batch (and its files); one with no project yet: unrestricted keys only."""
+    if job.project is not None:
+        return caller.may_access(job.project)
+    return caller.projects is None
 
 
 def _not_found(file_id: str) -> NotFound:
@@ -228,7 +235,13 @@ async def get_file(file_id: str, caller: CallerDep, services: ServicesDep) -> Fi
 @router.get(
     "/api/v1/files/{file_id}/content",
     response_class=Response,
-    responses={**_ERRORS, 200: {"content": {"application/jsonl": {}}, "description": "The file's bytes"}},
+    responses={
+        **_ERRORS,
+        200: {
+            "content": {"application/jsonl": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The file's bytes",
+        },
+    },
     summary="A file's content (up to Lambda's 6 MB response; larger: `download_url`)",
 )
 async def get_file_content(file_id: str, caller: CallerDep, services: ServicesDep) -> Response:
