@@ -37,7 +37,9 @@ def test_lines_above_the_inline_size_are_answered_up_to_the_body_limit(
         assert line["response"]["body"]["choices"][0]["message"]["content"] == "x" * size  # type: ignore[index]
 
 
-def test_blank_lines_get_their_own_error_line_and_are_counted(pipeline: Pipeline, aws: dict[str, str]) -> None:
+def test_blank_lines_get_their_own_error_line_and_are_counted(
+    pipeline: Pipeline, aws: dict[str, str]
+) -> None:
     # README: "one output line per input line, in order". 2,000 lines with 11 blank ones gave 1,989.
     data = "\n".join([chat_line("a", "one"), "", "   ", chat_line("b", "two"), ""]) + "\n"
     counts, output = _run(pipeline, data.encode(), "batches/input/blanks.jsonl")
