@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from handler.completions.campaign_results import CampaignResultsService
 from handler.completions.campaign_state import CampaignStateConfig, CampaignStops
 from handler.completions.feedback import FeedbackService
+from handler.completions.models import ModelsService
 from handler.completions.quotas import QuotaGate
 from handler.completions.records import RecordsService
 from handler.completions.service import CompletionService
@@ -86,6 +87,7 @@ def default_services() -> Services:
         feedback=FeedbackService(store, config, stops=CampaignStops(store, config)),
         campaigns=CampaignResultsService(store, config),
         usage=UsageService(DynamoUsageStore(get_settings().table_name), config),
+        models=ModelsService(config, config.project_names),
     )
 
 

@@ -20,13 +20,13 @@ def test_start_follow_and_list_a_batch(client: TestClient, pipeline: Pipeline, a
     put_project({"project": "other", "default_model": "echo", "models": {"echo": {"provider": "echo"}}})
     lines = [*good_lines(11), chat_line("elsewhere", "not this batch's project", model="other")]
     boto3.client("s3").put_object(
-        Bucket=aws["BUCKET_NAME"], Key="batches/uploads/nightly.jsonl", Body="\n".join(lines).encode()
+        Bucket=aws["BUCKET_NAME"], Key="batches/uploads/demo/nightly.jsonl", Body="\n".join(lines).encode()
     )
 
     created = client.post(
         "/api/v1/batches",
         json={
-            "input_key": "batches/uploads/nightly.jsonl",
+            "input_key": "batches/uploads/demo/nightly.jsonl",
             "project": "demo",
             "metadata": {"run": "nightly"},
         },
@@ -34,7 +34,9 @@ def test_start_follow_and_list_a_batch(client: TestClient, pipeline: Pipeline, a
     assert created.status_code == 202, created.text
     batch = created.json()
     assert batch["status"] == "validating" and batch["project"] == "demo" and batch["source"] == "api"
-    assert batch["output_key"] == "batches/output/nightly.jsonl" and batch["metadata"] == {"run": "nightly"}
+    assert batch["output_key"] == f"batches/output/{batch['id']}.jsonl" and batch["metadata"] == {
+        "run": "nightly"
+    }
     assert client.get(f"/api/v1/batches/{batch['id']}").json()["status"] == "validating"
 
     pipeline.drain(lambda: _finished(client, batch["id"]), timeout_s=60)  # split message, then lines
@@ -70,7 +72,7 @@ def test_s3_batches_are_listed_newest_first_with_a_cursor(
 
 def test_batch_errors_name_the_problem(client: TestClient, aws: dict[str, str]) -> None:
     missing = client.post(
-        "/api/v1/batches", json={"input_key": "batches/uploads/none.jsonl", "project": "demo"}
+        "/api/v1/batches", json={"input_key": "batches/uploads/demo/none.jsonl", "project": "demo"}
     )
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "input_key"
     output = client.post("/api/v1/batches", json={"input_key": "batches/output/x.jsonl", "project": "demo"})

@@ -55,3 +55,28 @@ def test_gatewayctl_hands_its_options_to_the_batch_command(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "python -m gatewayctl batch" in err and "nope.jsonl: no such file" in err
+
+
+def test_a_file_in_the_repository_saves_its_output_outside_it_with_the_total_shown_from_the_start(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make batch FILE=events/batch_example.jsonl` left events/batch_example.output.jsonl untracked
+    # in the repository; its progress bar showed nothing, then jumped.
+    from gatewayctl.local.batch import SOURCE_TREE, default_output
+    from tests.conftest import EVENTS_DIR
+
+    monkeypatch.setenv("CONFIG_DIR", str(TEST_CONFIG_DIR))
+    example = EVENTS_DIR / "batch_example.jsonl"
+    out = default_output(example)
+    assert not out.resolve().is_relative_to(SOURCE_TREE)
+    out.unlink(missing_ok=True)
+    before = sorted(EVENTS_DIR.iterdir())
+
+    assert main([str(example)]) == 0
+
+    assert sorted(EVENTS_DIR.iterdir()) == before and out.is_file()
+    printed = capsys.readouterr()
+    assert f"saved to {out}" in printed.out
+    lines = len(example.read_bytes().splitlines())
+    assert f"0/{lines}" in printed.err and f"{lines}/{lines}" in printed.err  # the total from the start
+    assert "completed=2" in printed.err and "failed=1" in printed.err  # live counts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -81,3 +82,23 @@ def test_keys_carry_limits_set_at_creation_and_changed_by_update(
     assert "no key" in capsys.readouterr().err
     assert main(["keys", "create", "--project", "demo", "--rpm", "-3"]) == 2
     assert "requests_per_minute" in capsys.readouterr().err
+
+
+def test_a_command_without_aws_settings_says_in_one_line_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # It used to be botocore's NoRegionError traceback.
+    from gatewayctl.cli import main as gatewayctl
+    from handler import aws
+
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    aws.reset_clients()
+    try:
+        assert gatewayctl(["keys", "list"]) == 2
+    finally:
+        aws.reset_clients()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "AWS_REGION" in err and "Traceback" not in err

@@ -130,3 +130,40 @@ def test_make_invoke_runs_api_and_batch_events_in_one_emulation() -> None:
     assert "s3://chat-gateway-local/batches/output/batch_example.jsonl" in result.stderr
     lines = [json.loads(x) for x in result.stdout.splitlines() if x.startswith('{"id":"batch_req_')]
     assert [line["custom_id"] for line in lines] == ["greeting-1", "greeting-2", "too-many"]
+
+
+def test_the_readme_invoke_pair_reads_back_what_the_first_stored_and_prints_only_responses() -> None:
+    """README: `make invoke EVENT="events/chat_completion.json events/get_session.json"`. The pair used
+    to answer 404 (it asked for the message's lineage id), and EMF lines were mixed into stdout."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    environ = {k: v for k, v in __import__("os").environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gatewayctl",
+            "invoke",
+            "events/chat_completion.json",
+            "events/get_session.json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**environ, "CONFIG_DIR": str(TEST_CONFIG_DIR), "POWERTOOLS_METRICS_DISABLED": "false"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    decoder = json.JSONDecoder()
+    responses, text = [], result.stdout.strip()
+    while text:  # stdout is nothing but the two pretty-printed responses
+        value, end = decoder.raw_decode(text)
+        responses.append(value)
+        text = text[end:].strip()
+    created, session = responses
+    assert (created["statusCode"], session["statusCode"]) == (200, 200)
+    cid = created["body"]["choices"][0]["completion_id"]
+    assert cid in json.dumps(session["body"])

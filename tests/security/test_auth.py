@@ -291,11 +291,13 @@ def test_every_other_route_refuses_another_projects_data(
     cid, sid = answer["choices"][0]["completion_id"], answer["session_id"]
     boto3.client("s3").put_object(
         Bucket=clean_aws["BUCKET_NAME"],
-        Key="batches/input/other.jsonl",
+        Key="batches/uploads/other/other.jsonl",
         Body=b'{"custom_id": "1", "body": {"model": "other", "messages": [{"role": "user", "content": "x"}]}}\n',
     )
     batch = app_client.post(
-        "/api/v1/batches", json={"project": "other", "input_key": "batches/input/other.jsonl"}, headers=own
+        "/api/v1/batches",
+        json={"project": "other", "input_key": "batches/uploads/other/other.jsonl"},
+        headers=own,
     )
     assert batch.status_code == 202, batch.text
     batch_id = batch.json()["id"]
@@ -309,9 +311,8 @@ def test_every_other_route_refuses_another_projects_data(
         ("GET", f"/api/v1/completions/{cid}/feedback", None),
         ("POST", "/api/v1/feedback", {"completion_id": cid, "metric": "thumbs", "value": True}),
         ("POST", "/api/v1/outcome", {"project_id": "other", "session_id": sid, "metric": "sale", "value": 1}),
-        ("GET", f"/api/v1/batches/{batch_id}", None),
         ("GET", "/api/v1/batches?project=other", None),
-        ("POST", "/api/v1/batches", {"project": "other", "input_key": "batches/input/other.jsonl"}),
+        ("POST", "/api/v1/batches", {"project": "other", "input_key": "batches/uploads/other/other.jsonl"}),
     ]
     for method, path, body in requests:
         r = app_client.request(method, path, json=body, headers=stranger)
@@ -323,6 +324,11 @@ def test_every_other_route_refuses_another_projects_data(
         assert r.content == ghost.content.replace(b"ghost", b"other"), (method, path)
         mine = app_client.request(method, path, json=body, headers=own)
         assert mine.status_code < 400 or mine.status_code == 404, (method, path, mine.text)
+    # Another project's batch answers like one that does not exist (OpenAI: a batch id outside the
+    # key's project is a 404), and its own key reads it.
+    hidden = app_client.get(f"/api/v1/batches/{batch_id}", headers=stranger)
+    assert hidden.status_code == 404 and hidden.json()["error"]["param"] == "batch_id"
+    assert app_client.get(f"/api/v1/batches/{batch_id}", headers=own).status_code == 200
     # Listing without a project filter shows only the key's own projects' batches.
     listed = app_client.get("/api/v1/batches", headers=stranger).json()
     assert batch_id not in str(listed)

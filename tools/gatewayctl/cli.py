@@ -345,11 +345,22 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in LOCAL_COMMANDS.items():
         sub.add_parser(name, help=text, add_help=False)
     args = parser.parse_args(argv)
+    from botocore.exceptions import NoCredentialsError, NoRegionError
+
     try:
         result: int = args.func(args)
     except (StackError, envfile.EnvFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except NoRegionError:
+        print("error: no AWS region: set AWS_REGION (or pass --region)", file=sys.stderr)
+        return 2
+    except NoCredentialsError:
+        print(
+            "error: no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            file=sys.stderr,
+        )
+        return 2
     return result
 
 

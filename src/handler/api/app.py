@@ -10,7 +10,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handler.api import errors
 from handler.api.auth import authenticate
-from handler.api.routes import batches, campaigns, chat, comparison, feedback, queries, records, usage
+from handler.api.routes import (
+    batches,
+    campaigns,
+    chat,
+    comparison,
+    feedback,
+    files,
+    models,
+    queries,
+    records,
+    usage,
+)
 from handler.contract.errors import error_body
 from handler.settings import get_settings
 
@@ -139,6 +150,8 @@ def create_app(services: ServicesFactory) -> FastAPI:
     app.include_router(queries.router, dependencies=api)
     app.include_router(batches.router, dependencies=api)
     app.include_router(usage.router, dependencies=api)
+    app.include_router(files.router, dependencies=api)
+    app.include_router(models.router, dependencies=api)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from handler.batch.runtime import Runtime
     from handler.completions.campaign_results import CampaignResultsService
     from handler.completions.feedback import FeedbackService
+    from handler.completions.models import ModelsService
     from handler.completions.records import RecordsService
     from handler.completions.usage import UsageService
     from handler.store.keys import CachedKeys
@@ -34,6 +35,7 @@ class Services:
     feedback: FeedbackService  # feedback on completions, outcomes of sessions
     campaigns: CampaignResultsService  # a project's A/B campaigns and their results
     usage: UsageService  # a project's usage and cost reports
+    models: ModelsService  # the models a key may use (OpenAI's Models API)
 
 
 ServicesFactory = Callable[[], Services]

@@ -36,7 +36,10 @@ from handler.store.dynamo import (
     write_items,
 )
 
-BatchStatus = Literal["validating", "in_progress", "completed", "failed"]
+BatchStatus = Literal["validating", "in_progress", "completed", "failed", "cancelling", "cancelled"]
+RUNNING: tuple[BatchStatus, ...] = ("validating", "in_progress")
+OUTPUT_FILE = "output"
+ERROR_FILE = "errors"
 _LIST_PARTITION = "BATCHES"
 _LIST_PAGES = 10  # a filtered listing page can come back short: read on, this many pages at most
 
@@ -59,13 +62,30 @@ class BatchJob(BaseModel):
     failed_at: float | None = None
     error: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    # OpenAI's batch fields (`client.batches`): the uploaded file it reads, its endpoint and window,
+    # the split output files written at assembly (successes / failures), cancellation.
+    endpoint: str = "/v1/chat/completions"
+    completion_window: str = "24h"
+    input_file_id: str | None = None
+    output_file_key: str | None = None
+    error_file_key: str | None = None
+    output_bytes: int | None = None
+    error_bytes: int | None = None
+    cancelling_at: float | None = None
+    cancelled_at: float | None = None
     # How the splitter packs lines into messages: fixed at creation, so that a re-split after a
     # crash numbers the same lines the same way even if the settings changed in between.
     lines_per_message: int = 10
     message_bytes: int = 192_000
 
+    def file_id(self, which: str) -> str | None:
+        """The id of the output (`OUTPUT_FILE`) or error file, once written and not empty."""
+        key = self.output_file_key if which == OUTPUT_FILE else self.error_file_key
+        return None if key is None else f"file-batch-{self.id}-{which}"
+
     def public(self) -> dict[str, Any]:
-        """The wire shape of `GET /api/v1/batches/{id}` (timestamps in Unix seconds, like OpenAI's)."""
+        """The wire shape of `GET /api/v1/batches/{id}`: OpenAI's batch object (timestamps in Unix
+        seconds) with this gateway's fields (project, source, keys, error)."""
 
         def ts(value: float | None) -> int | None:
             return None if value is None else int(value)
@@ -73,6 +93,19 @@ class BatchJob(BaseModel):
         return {
             "id": self.id,
             "object": "batch",
+            "endpoint": self.endpoint,
+            "errors": None
+            if self.error is None
+            else {"object": "list", "data": [{"code": "batch_failed", "message": self.error, "line": None}]},
+            "input_file_id": self.input_file_id,
+            "completion_window": self.completion_window,
+            "output_file_id": self.file_id(OUTPUT_FILE),
+            "error_file_id": self.file_id(ERROR_FILE),
+            "finalizing_at": None,
+            "cancelling_at": ts(self.cancelling_at),
+            "cancelled_at": ts(self.cancelled_at),
+            "expires_at": ts(self.created_at + 86_400),
+            "expired_at": None,
             "project": self.project,
             "status": self.status,
             "source": self.source,
@@ -130,9 +163,22 @@ _OPTIONAL_NUMBERS = (
     "failed_at",
     "lines_per_message",
     "message_bytes",
+    "output_bytes",
+    "error_bytes",
+    "cancelling_at",
+    "cancelled_at",
 )
-_OPTIONAL_STRINGS = ("project", "input_etag", "error")
-_INTS = ("total", "lines_per_message", "message_bytes")
+_OPTIONAL_STRINGS = (
+    "project",
+    "input_etag",
+    "error",
+    "endpoint",
+    "completion_window",
+    "input_file_id",
+    "output_file_key",
+    "error_file_key",
+)
+_INTS = ("total", "lines_per_message", "message_bytes", "output_bytes", "error_bytes")
 # The counter item without its (large) set of message numbers.
 _COUNTER_PROJECTION = "#total, #done, completed, failed, assembled"
 _COUNTER_NAMES = {"#total": "total", "#done": "done"}
@@ -170,6 +216,8 @@ def job_from_items(item: Item, counter: Item | None) -> BatchJob:
             data[name] = item[name]["S"]
     # Live counts from the counter; the batch item keeps a copy of the final ones.
     source = counter if counter is not None else item
+    if "total" not in data and "total" in source:  # set on the counter first (a batch cancelled early)
+        data["total"] = int(source["total"]["N"])
     data.update(done=_n(source, "done"), completed=_n(source, "completed"), failed=_n(source, "failed"))
     return BatchJob.model_validate(data)
 
@@ -372,24 +420,78 @@ class BatchTable:
         )
         return claimed is not None
 
-    def complete(self, batch_id: str, token: str, counts: Counts) -> None:
-        """The output is written: the record says so (with the final counts), then the counter."""
-        self.client.update_item(
+    def cancel(self, batch_id: str) -> bool:
+        """`cancelling` from `validating` / `in_progress`; False when the batch had already ended."""
+        done = conditional(
+            lambda: self.client.update_item(
+                TableName=self._table,
+                Key=batch_key(batch_id),
+                UpdateExpression="SET #status = :cancelling, cancelling_at = :now",
+                ConditionExpression="attribute_exists(pk) AND #status IN (:validating, :in_progress)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":cancelling": {"S": "cancelling"},
+                    ":validating": {"S": "validating"},
+                    ":in_progress": {"S": "in_progress"},
+                    ":now": {"N": repr(time.time())},
+                },
+            )
+        )
+        return done is not None
+
+    def status(self, batch_id: str) -> str | None:
+        item = self.client.get_item(
             TableName=self._table,
             Key=batch_key(batch_id),
-            UpdateExpression=(
-                "SET #status = :completed, completed_at = :now, #done = :done, completed = :ok, failed = :failed"
-            ),
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#status": "status", "#done": "done"},
-            ExpressionAttributeValues={
-                ":completed": {"S": "completed"},
-                ":now": {"N": repr(time.time())},
-                ":done": {"N": str(counts.done)},
-                ":ok": {"N": str(counts.completed)},
-                ":failed": {"N": str(counts.failed)},
-            },
+            ConsistentRead=True,
+            ProjectionExpression="#status",
+            ExpressionAttributeNames={"#status": "status"},
+        ).get("Item")
+        return None if item is None else str(item["status"]["S"])
+
+    def complete(
+        self, batch_id: str, token: str, counts: Counts, files: dict[str, tuple[str, int]] | None = None
+    ) -> None:
+        """The output is written: the record says so (with the final counts and the split files'
+        keys and sizes), then the counter. A batch being cancelled ends `cancelled`."""
+        now = {"N": repr(time.time())}
+        update = (
+            "SET #status = :completed, completed_at = :now, #done = :done, completed = :ok, failed = :failed"
         )
+        values: dict[str, Any] = {
+            ":now": now,
+            ":done": {"N": str(counts.done)},
+            ":ok": {"N": str(counts.completed)},
+            ":failed": {"N": str(counts.failed)},
+        }
+        for which, (key, size) in (files or {}).items():
+            name = "output" if which == OUTPUT_FILE else "error"
+            update += f", {name}_file_key = :{name}_key, {name}_bytes = :{name}_bytes"
+            values[f":{name}_key"] = {"S": key}
+            values[f":{name}_bytes"] = {"N": str(size)}
+        cancelled = conditional(
+            lambda: self.client.update_item(
+                TableName=self._table,
+                Key=batch_key(batch_id),
+                UpdateExpression=update.replace("completed_at = :now", "cancelled_at = :now"),
+                ConditionExpression="attribute_exists(pk) AND #status = :cancelling",
+                ExpressionAttributeNames={"#status": "status", "#done": "done"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":completed": {"S": "cancelled"},
+                    ":cancelling": {"S": "cancelling"},
+                },
+            )
+        )
+        if cancelled is None:
+            self.client.update_item(
+                TableName=self._table,
+                Key=batch_key(batch_id),
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#status": "status", "#done": "done"},
+                ExpressionAttributeValues={**values, ":completed": {"S": "completed"}},
+            )
         self._update_counter(
             batch_id,
             UpdateExpression="SET assembled = :true REMOVE assembler_until",

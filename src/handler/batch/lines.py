@@ -38,7 +38,7 @@ def choice_ids_for(seed: str, n: int) -> list[str]:
 
 @dataclass
 class Work:
-    """One input line as the splitter hands it to a worker (`index` counts non-blank lines from 0)."""
+    """One input line as the splitter hands it to a worker (`index` counts every line from 0, blank ones too)."""
 
     index: int
     custom_id: str | None = None

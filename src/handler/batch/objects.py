@@ -70,6 +70,31 @@ class Blobs:
                 return None
             raise
 
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None when there is no such object."""
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except Exception as exc:
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def upload_url(self, key: str, expires_s: int) -> str:
+        """A presigned PUT for one object: for files above API Gateway's 10 MB request limit."""
+        url: str = self.client.generate_presigned_url(
+            "put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+        )
+        return url
+
+    def download_url(self, key: str, expires_s: int) -> str:
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+        )
+        return url
+
     def lines(self, key: str, etag: str | None = None) -> Iterator[bytes]:
         """The object's lines, streamed. With `etag`, only that version of the object."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}

@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
+from handler.batch.files import FileTable
 from handler.batch.jobs import BatchJob, BatchTable
 from handler.batch.objects import KIND, KIND_LINES, KIND_SPLIT, Blobs, Replies, WorkQueue
 from handler.batch.splitter import Splitter
@@ -31,6 +32,7 @@ class Runtime:
         self.table = BatchTable(settings.table_name, result_ttl_days=settings.batch_result_ttl_days)
         self.blobs = Blobs(settings.bucket_name or "")
         self.queue = WorkQueue(settings.batch_queue_url or "")
+        self.files = FileTable(settings.table_name)
         self.splitter = Splitter(self.table, self.blobs, self.queue, settings, settings.max_body_bytes)
         self._worker: Worker | None = None
         self._lock = threading.Lock()

@@ -75,11 +75,12 @@ class Splitter:
         dedupe); then assemble if every line is done already (a tiny file, or an assembler that died).
         """
         counts = None
-        if job.status == "validating":
+        if job.status == "validating" or (job.status == "cancelling" and job.total is None):
+            # (A batch cancelled before its split is split all the same: its lines end as cancelled.)
             counts = self.split(job)
             if counts is None:
                 return
-        if job.status in ("validating", "in_progress"):
+        if job.status in ("validating", "in_progress", "cancelling"):
             maybe_assemble(self.table, self.blobs, job.id, self.settings.batch_assembly_lease_s, counts)
 
     def new_job(self, **fields: Any) -> BatchJob:
@@ -115,11 +116,29 @@ class Splitter:
     def _messages(self, job: BatchJob, state: dict[str, Any]) -> Iterator[dict[str, Any]]:
         checker = LineChecker()
         packer = Packer(job.lines_per_message, job.message_bytes)
-        index = seq = 0
-        for raw in self.blobs.lines(job.input_key, job.input_etag):
+        seq = 0
+        for work in self._works(job, state, checker):
+            state["total"] = work.index + 1
+            full = packer.add(work.to_wire())
+            if full:
+                yield {"batch_id": job.id, "seq": seq, "project": state["project"], "lines": full}
+                seq += 1
+        last = packer.flush()
+        if last:
+            yield {"batch_id": job.id, "seq": seq, "project": state["project"], "lines": last}
+
+    def _works(self, job: BatchJob, state: dict[str, Any], checker: LineChecker) -> Iterator[Work]:
+        """Every line as work, in order. A blank line is a line too (its own error line, so that output
+        lines match input lines), but a file of nothing but blank lines has no lines at all."""
+        blanks: list[Work] = []
+        requests = False
+        for index, raw in enumerate(self.blobs.lines(job.input_key, job.input_etag)):
             if index == 0 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark (some editors)
                 raw = raw[3:]
             if not raw.strip():
+                blanks.append(
+                    Work(index, error=("empty_line", "line is blank; every line must be a request"))
+                )
                 continue
             if len(raw) > self.max_line_bytes:
                 work = Work(index, error=("payload_too_large", f"line exceeds {self.max_line_bytes} bytes"))
@@ -132,12 +151,9 @@ class Splitter:
                     work.part = f"{PARTS_PREFIX}{job.id}/in-{index:09d}.json"
                     self.blobs.put(work.part, raw)
                     work.body = None
-            index += 1
-            state["total"] = index
-            full = packer.add(work.to_wire())
-            if full:
-                yield {"batch_id": job.id, "seq": seq, "project": state["project"], "lines": full}
-                seq += 1
-        last = packer.flush()
-        if last:
-            yield {"batch_id": job.id, "seq": seq, "project": state["project"], "lines": last}
+            yield from blanks
+            blanks.clear()
+            requests = True
+            yield work
+        if requests:
+            yield from blanks

@@ -108,6 +108,14 @@ def parse_reply_to(value: Any) -> dict[str, str] | None:
     )
 
 
+def _cancelled(work: Work) -> Work:
+    return Work(
+        work.index,
+        work.custom_id,
+        error=("batch_cancelled", "the batch was cancelled before this line started"),
+    )
+
+
 class Worker:
     def __init__(
         self,
@@ -137,6 +145,10 @@ class Worker:
         project: str | None = message.get("project")
         last_try = delivery.receive_count >= self.settings.batch_max_receives
         works = [Work.from_wire(w) for w in message["lines"]]
+        if await asyncio.to_thread(self.table.status, batch_id) in ("cancelling", "cancelled"):
+            # Lines not started yet end as errors; a line answered before keeps its answer (Idempotency
+            # returns it by key, whatever the payload says now).
+            works = [w if w.error else _cancelled(w) for w in works]
         redelivered = delivery.receive_count > 1
         # Every line runs to its end before the message succeeds or fails: the ones that succeeded
         # are recorded by Idempotency, and nothing is left running when the invocation returns.
@@ -200,7 +212,9 @@ class Worker:
             return batch_error_line(seed, work.custom_id, *work.error)
         body = work.body
         if work.part is not None:
-            body = orjson.loads(await asyncio.to_thread(self.blobs.get, work.part))
+            # The part holds the whole input line (checked by the splitter): the request is its body.
+            stored = orjson.loads(await asyncio.to_thread(self.blobs.get, work.part))
+            body = stored.get("body") if isinstance(stored, dict) else None
         project = task.get("project")
         return await self.answer(seed, work.custom_id, body or {}, project, bool(task.get("recheck")))
 

@@ -49,6 +49,7 @@ class SSMConfigSource:
         self._provider: Any = None
         self._projects: dict[str, tuple[float, ProjectConfig]] = {}  # name -> (expires at, config)
         self._lock = threading.Lock()
+        self._names: tuple[float, list[str]] | None = None
 
     def _ssm(self) -> Any:
         if self._provider is None:
@@ -88,6 +89,29 @@ class SSMConfigSource:
             with self._lock:
                 self._projects[name] = (fetched_at + self._max_age_s, config)
         return config
+
+    def project_names(self) -> list[str]:
+        """Every project under the prefix (for keys that may use all of them), sorted; cached like
+        a project's config."""
+        entry = self._names
+        if entry is not None and time.monotonic() < entry[0]:
+            return entry[1]
+        from handler import aws
+
+        client = self._client or aws.client("ssm")
+        base = project_path(self._prefix, "")
+        names: set[str] = set()
+        for page in client.get_paginator("get_parameters_by_path").paginate(
+            Path=base.rstrip("/"), Recursive=True
+        ):
+            for param in page.get("Parameters", []):
+                name = str(param["Name"])[len(base) :].partition("/")[0]
+                if _PROJECT_NAME.match(name):
+                    names.add(name)
+        found = sorted(names)
+        if self._max_age_s > 0:
+            self._names = (time.monotonic() + self._max_age_s, found)
+        return found
 
     def secret(self, name: str) -> str:
         """A SecureString, decrypted; Powertools caches it for the same max age as config."""

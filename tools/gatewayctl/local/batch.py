@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from gatewayctl.local.context import LambdaContext as _Context
+
+SOURCE_TREE = Path(__file__).resolve().parents[3]  # the repository (tools/gatewayctl/local/..)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -190,10 +193,23 @@ def run(path: Path, out: Path, workers: int, progress: bool = True) -> tuple[dic
     batch_id = started["batches"][0]["id"]
 
     bar: Any = None
+    stop = threading.Event()
+    ticker: threading.Thread | None = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=0, unit="req", desc=path.name, file=sys.stderr)
+        # The total from the start (every line is one request), live completed / failed counts from
+        # a thread of its own: the drain loop only looks between invocations of ten messages.
+        total = started["batches"][0].get("total") or _count_lines(path)
+        bar = tqdm(total=total, unit="req", desc=path.name, file=sys.stderr, mininterval=0.1)
+        bar.set_postfix(completed=0, failed=0)
+
+        def tick() -> None:
+            while not stop.wait(0.1):
+                _show(bar, rt.table.get(batch_id))
+
+        ticker = threading.Thread(target=tick, name="batch-progress", daemon=True)
+        ticker.start()
     last_check = [0.0]
 
     def finished() -> bool:
@@ -202,14 +218,17 @@ def run(path: Path, out: Path, workers: int, progress: bool = True) -> tuple[dic
             return False
         last_check[0] = now
         job = rt.table.get(batch_id)
-        if bar is not None and job is not None:
-            bar.total = job.total or 0
-            bar.update(job.done - bar.n)
-        return job is None or job.status in ("completed", "failed")
+        return job is None or job.status in ("completed", "failed", "cancelled")
 
     t0 = time.perf_counter()
-    pipeline.drain(finished, workers)
+    try:
+        pipeline.drain(finished, workers)
+    finally:
+        stop.set()
+        if ticker is not None:
+            ticker.join()
     if bar is not None:
+        _show(bar, rt.table.get(batch_id))
         bar.close()
     job = rt.table.get(batch_id)
     if job is None:
@@ -223,6 +242,30 @@ def run(path: Path, out: Path, workers: int, progress: bool = True) -> tuple[dic
         "retried_messages": pipeline.failures,
     }
     return result, pipeline
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        data = f.read()
+    return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+
+
+def _show(bar: Any, job: Any) -> None:
+    if job is None:
+        return
+    if job.total:
+        bar.total = job.total
+    bar.set_postfix(completed=job.completed, failed=job.failed, refresh=False)
+    bar.update(job.done - bar.n)
+
+
+def default_output(path: Path) -> Path:
+    """Beside the input, unless the input is in this repository (`make batch FILE=events/...`): then
+    in the temp directory, so that no output is ever left untracked in the source tree."""
+    resolved = path.resolve()
+    if resolved.is_relative_to(SOURCE_TREE):
+        return Path(tempfile.gettempdir()) / "chat-gateway-batches" / f"{path.stem}.output.jsonl"
+    return path.with_name(f"{path.stem}.output.jsonl")
 
 
 def report(result: dict[str, Any], out: Path, bucket: str) -> str:
@@ -254,13 +297,18 @@ def _environment(values: dict[str, str], drop: tuple[str, ...] = ()) -> Iterator
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gatewayctl batch", description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path, help="a JSONL file in the OpenAI batch format")
-    parser.add_argument("--out", type=Path, help="where to save the output (default: FILE.output.jsonl)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to save the output (default: FILE.output.jsonl beside FILE, or in the temp "
+        "directory for a FILE inside this repository)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="concurrent invocations (default 2)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if not args.file.is_file():
         parser.error(f"{args.file}: no such file")
-    out: Path = args.out or args.file.with_name(f"{args.file.stem}.output.jsonl")
+    out: Path = args.out or default_output(args.file)
 
     from moto import mock_aws
 

@@ -50,9 +50,17 @@ def _pretty(response: Any) -> str:
 
 
 def main(argv: list[str]) -> int:
+    """Only the Lambda responses go to stdout: logs and EMF metric lines (which Lambda would send to
+    CloudWatch) go to stderr, so that `make invoke ... | jq` works."""
     if not argv:
         print("usage: python -m gatewayctl invoke EVENT.json [EVENT.json ...]", file=sys.stderr)
         return 2
+    out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        return _run(argv, out)
+
+
+def _run(argv: list[str], out: Any) -> int:
     from moto import mock_aws
 
     from gatewayctl.local.bootstrap import serialise_moto_dynamodb_writes
@@ -78,9 +86,9 @@ def main(argv: list[str]) -> int:
             event = json.loads(Path(path).read_text())
             print(f"# {path} -> {handler_for(event)}", file=sys.stderr)
             if _is_batch_upload(event):
-                _run_batch_upload(event, Path(path).parent)
+                _run_batch_upload(event, Path(path).parent, out)
             else:
-                print(_pretty(invoke(event)))
+                print(_pretty(invoke(event)), file=out, flush=True)
     return 0
 
 
@@ -89,7 +97,7 @@ def _is_batch_upload(event: dict[str, Any]) -> bool:
     return bool(records[0].get("eventSource") == "aws:s3")
 
 
-def _run_batch_upload(event: dict[str, Any], events_dir: Path) -> None:
+def _run_batch_upload(event: dict[str, Any], events_dir: Path, out: Any) -> None:
     """What the stack does with an upload: the input file (`events/<name>.jsonl`, beside the
     event) is put in the bucket, the S3 event is delivered, and the queue is drained through the
     same handler as Lambda's SQS poller would; then the output file is printed."""
@@ -108,7 +116,7 @@ def _run_batch_upload(event: dict[str, Any], events_dir: Path) -> None:
     s3 = session.client("s3")
     pipeline = Pipeline(lambda_handler, bucket, queue_url, session.client("sqs"), s3)
     s3.put_object(Bucket=bucket, Key=key, Body=source.read_bytes())
-    print(_pretty(invoke(event)))
+    print(_pretty(invoke(event)), file=out, flush=True)
     output_key = key.replace("batches/input/", "batches/output/", 1)
 
     def finished() -> bool:
@@ -116,7 +124,7 @@ def _run_batch_upload(event: dict[str, Any], events_dir: Path) -> None:
 
     pipeline.drain(finished, timeout_s=120)
     print(f"# s3://{bucket}/{output_key}", file=sys.stderr)
-    print(s3.get_object(Bucket=bucket, Key=output_key)["Body"].read().decode(), end="")
+    print(s3.get_object(Bucket=bucket, Key=output_key)["Body"].read().decode(), end="", file=out, flush=True)
 
 
 if __name__ == "__main__":
