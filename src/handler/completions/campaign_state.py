@@ -91,6 +91,9 @@ class CampaignStateConfig:
     def secret(self, name: str) -> str:
         return self._inner.secret(name)
 
+    def project_names(self) -> list[str]:
+        return self._inner.project_names()
+
     def note(self, state: CampaignState) -> None:
         """A state this process just recorded or read: in effect for its next request."""
         with self._lock:

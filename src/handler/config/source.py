@@ -31,6 +31,9 @@ class ConfigSource(Protocol):
 
     def secret(self, name: str) -> str: ...
 
+    def project_names(self) -> list[str]:
+        """Every project there is (for keys that may use all of them), sorted; may block on I/O."""
+
 
 def describe_validation_error(exc: ValidationError) -> str:
     """`field.path: message` for each error, the way users read config problems."""
