@@ -13,6 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# Seconds uvicorn keeps an idle connection open (`--timeout-keep-alive` in src/run.sh, the dev
+# server). Above what the Web Adapter and common clients keep idle connections for (60-90 s):
+# uvicorn's 5 s default closes connections they are about to reuse, seen as connection resets.
+UVICORN_KEEP_ALIVE_S = 120
+
 
 class Settings(BaseModel):
     """Each field is read from the environment variable of the same name, in any case.
