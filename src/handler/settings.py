@@ -43,6 +43,17 @@ class Settings(BaseModel):
     completion_ttl_days: int = 0  # 0 keeps records forever
     log_content: bool = False  # message content in logs is off unless asked for
 
+    # AWS calls (DynamoDB, SQS, SSM, S3): a store that accepts connections but never answers costs
+    # at most about attempts x (connect + read) before the record goes to the retry queue and reads
+    # answer 503. botocore's standard retry mode retries read timeouts within the attempt budget.
+    aws_connect_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    aws_read_timeout_s: float = Field(default=3.0, gt=0, le=300)
+    aws_max_attempts: int = Field(default=2, ge=1, le=10)
+    # S3 moves whole batch files and offloaded records: more time per read.
+    aws_s3_read_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    # Seconds a client is told to wait (`Retry-After`) when the store or the key table is unavailable.
+    store_retry_after_s: int = Field(default=2, ge=1, le=3600)
+
     # Upstream calls.
     upstream_connect_timeout_s: float = 5.0
     upstream_read_timeout_s: float = 300.0

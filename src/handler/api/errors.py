@@ -2,6 +2,8 @@
 
 `{"error": {"message", "type", "code", "param"}}`. Body validation errors are 400 with the field
 named (never FastAPI's 422); anything unexpected is a 500 whose body says nothing of the cause.
+A store that fails a read (`StoreError`: an outage, throttling, a timeout) is a 503 with
+`Retry-After`, as is every other 503 (RFC 9110 section 10.2.3).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from handler.contract.errors import body_of, error_body, validation_error
-from handler.errors import GatewayError
+from handler.errors import GatewayError, StoreUnavailable
 from handler.observability import logger
+from handler.store.errors import StoreError
 
 
 def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
@@ -25,13 +28,23 @@ def json_response(status: int, content: Any, headers: dict[str, str] | None = No
 
 
 def gateway_error_response(exc: GatewayError) -> Response:
-    return json_response(exc.status, body_of(exc))
+    headers = None
+    if exc.status == 503:
+        from handler.settings import get_settings
+
+        headers = {"Retry-After": str(get_settings().store_retry_after_s)}
+    return json_response(exc.status, body_of(exc), headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway(_: Request, exc: GatewayError) -> Response:
         return gateway_error_response(exc)
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, exc: StoreError) -> Response:
+        logger.error("store unavailable", extra={"error": str(exc)[:300]})
+        return gateway_error_response(StoreUnavailable("the store is unavailable right now; retry shortly"))
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_: Request, exc: RequestValidationError) -> Response:
