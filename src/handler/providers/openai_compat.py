@@ -33,6 +33,7 @@ from handler.providers.base import (
     retryable_status,
 )
 from handler.providers.http_client import shared_client
+from handler.providers.scrub import scrub
 from handler.providers.tokens import count_tokens, estimate_prompt_tokens
 from handler.settings import get_settings
 
@@ -233,11 +234,9 @@ class OpenAIProvider:
         )
 
     def _scrub(self, text: str, key: str | None) -> str:
-        """Upstream messages may echo the key or our URL back; neither reaches a client."""
-        for secret in (key, self._model.base_url):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """Upstream messages may echo the key or our URL back, altered or not; neither reaches a
+        client (providers/scrub.py)."""
+        return scrub(text, key=key, base_url=self._model.base_url)
 
 
 # --- SSE parsing ---------------------------------------------------------------------------------
