@@ -60,7 +60,6 @@ class SilentServer:
 def hung_dynamodb(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[SilentServer]:
     from handler import aws as aws_clients
     from handler import wiring
-
     from handler.settings import get_settings
 
     server = SilentServer()
