@@ -54,6 +54,11 @@ class Settings(BaseModel):
     # Seconds a client is told to wait (`Retry-After`) when the store or the key table is unavailable.
     store_retry_after_s: int = Field(default=2, ge=1, le=3600)
 
+    # The largest answer (every choice's text and tool-call arguments, UTF-8 bytes) the gateway
+    # relays: an upstream that never stops sending is cut there (`finish_reason: "length"`). Below
+    # Lambda's 6 MB buffered response with room for the JSON around it.
+    max_answer_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
     # Upstream calls.
     upstream_connect_timeout_s: float = 5.0
     upstream_read_timeout_s: float = 300.0
