@@ -59,6 +59,15 @@ class Settings(BaseModel):
     # Lambda's 6 MB buffered response with room for the JSON around it.
     max_answer_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
+    # Model calls (per model: `timeouts: {connect_s, first_byte_s, idle_s}`, completions/deadlines.py).
+    model_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    model_first_byte_timeout_s: float = Field(default=60.0, gt=0, le=900)
+    model_idle_timeout_s: float = Field(default=30.0, gt=0, le=900)
+    # The function's own timeout (template.yaml sets it from the function's Timeout) less a margin:
+    # no request waits past it without answering and storing what happened.
+    function_timeout_s: float = Field(default=900.0, gt=0)
+    deadline_margin_s: float = Field(default=3.0, ge=0)
+
     # Upstream calls.
     upstream_connect_timeout_s: float = 5.0
     upstream_read_timeout_s: float = 300.0

@@ -23,6 +23,8 @@ class Step:
     model_name: str
     max_retries: int
     deadline_ms: int | None  # None: no deadline
+    first_byte_s: float | None = None  # the model's `timeouts` (completions/deadlines.py)
+    idle_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -176,10 +178,23 @@ def deadline_ms(req: ChatRequest, project: ProjectConfig, model: ModelConfig) ->
 def model_chain(req: ChatRequest, project: ProjectConfig, model_name: str) -> tuple[Step, ...]:
     """The model, then its fallbacks in order (each with its own retries and window), no repeats."""
     names = list(dict.fromkeys([model_name, *project.models[model_name].fallbacks]))
-    return tuple(
-        Step(name, project.models[name].max_retries, deadline_ms(req, project, project.models[name]))
-        for name in names
-    )
+    from handler.settings import get_settings
+
+    settings = get_settings()
+    steps = []
+    for name in names:
+        model = project.models[name]
+        timeouts = model.timeouts
+        steps.append(
+            Step(
+                name,
+                model.max_retries,
+                deadline_ms(req, project, model),
+                first_byte_s=timeouts.first_byte_s or settings.model_first_byte_timeout_s,
+                idle_s=timeouts.idle_s or settings.model_idle_timeout_s,
+            )
+        )
+    return tuple(steps)
 
 
 def server_tools(req: ChatRequest, project: ProjectConfig) -> list[str]:

@@ -368,7 +368,10 @@ class CompletionService:
         self._store_retry = store_retry  # queues records the store refused (store/retry.py)
         from handler.settings import get_settings
 
-        self.max_answer_bytes = get_settings().max_answer_bytes
+        settings = get_settings()
+        self.max_answer_bytes = settings.max_answer_bytes
+        # No answer outlives the function (completions/deadlines.py).
+        self.answer_within_s = max(settings.function_timeout_s - settings.deadline_margin_s, 1.0)
 
     async def plan(
         self,
@@ -407,6 +410,7 @@ class CompletionService:
                 lambda name: self.provider(plan, name),
                 received_at=plan.received_at,
                 clock=clock,
+                until=plan.received_at + self.answer_within_s if clock is engine.REAL_CLOCK else None,
             )
         except GatewayError as exc:
             outcome = Outcome.empty(plan)

@@ -72,10 +72,12 @@ class OpenAIProvider:
         self._secrets = secrets
         self.supports_n = model.supports_n
         self._url = f"{model.base_url}/chat/completions"
-        self._timeout: httpx.Timeout | None = None
-        if model.timeout_s is not None:
-            connect = min(model.timeout_s, get_settings().upstream_connect_timeout_s)
-            self._timeout = httpx.Timeout(model.timeout_s, connect=connect)
+        # Connecting is bounded per model (`timeouts.connect_s`, else MODEL_CONNECT_TIMEOUT_S); the
+        # first byte and the gaps between chunks by the engine (completions/deadlines.py).
+        settings = get_settings()
+        connect = model.timeouts.connect_s or settings.model_connect_timeout_s
+        read = model.timeout_s or settings.upstream_read_timeout_s
+        self._timeout: httpx.Timeout | None = httpx.Timeout(read, connect=min(connect, read))
 
     async def stream(self, call: ModelCall) -> AsyncIterator[Event]:
         # The key comes from SSM through a cache: only a cold read blocks, so keep it off the loop.
