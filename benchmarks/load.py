@@ -47,7 +47,7 @@ async def _one(
             async with client.stream("POST", CHAT, json=body) as r:
                 text = (await r.aread()).decode()
                 if r.status_code != 200 or "[DONE]" not in text:
-                    errors[f"stream HTTP {r.status_code}"] += 1
+                    errors[f"stream HTTP {r.status_code}: {text[:200]}"] += 1
                     return -1.0
                 for line in text.splitlines():
                     if line.startswith("data: {"):
@@ -62,7 +62,7 @@ async def _one(
         else:
             r = await client.post(CHAT, json=body)
             if r.status_code != 200:
-                errors[f"HTTP {r.status_code}"] += 1
+                errors[f"HTTP {r.status_code}: {r.text[:200]}"] += 1
                 return -1.0
             ids.extend(c["completion_id"] for c in r.json()["choices"])
     except httpx.HTTPError as exc:
@@ -142,7 +142,7 @@ def main() -> int:
     port = free_port()
     env = {**os.environ, "PORT": str(port), "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'tools'}"}
     env.pop("AWS_ENDPOINT_URL", None)
-    log = tempfile.TemporaryFile()  # the dev server's output: where its emulation listens
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed below: the server writes to it meanwhile)
     server = subprocess.Popen([PYTHON, "-m", "gatewayctl", "dev"], cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
         wait_port(port, server, timeout=120)

@@ -36,6 +36,22 @@ def gateway_error_response(exc: GatewayError) -> Response:
     return json_response(exc.status, body_of(exc), headers)
 
 
+def _allowed(request: Request) -> str:
+    """Every method some route serves at this path: Starlette names only the first route's, and
+    one path (e.g. /api/v1/batches) may have a route per method."""
+    from starlette.routing import Match
+
+    methods = {
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        for route in request.app.router.routes
+        if route.matches({**request.scope, "method": method})[0] == Match.FULL
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway(_: Request, exc: GatewayError) -> Response:
@@ -55,12 +71,16 @@ def install(app: FastAPI) -> None:
         return gateway_error_response(validation_error(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if exc.status_code == 404:
             message = f"EntityNotFound: {message}"
-        return json_response(exc.status_code, error_body(message, "invalid_request_error", code))
+        # Starlette's headers (a 405's `Allow`: RFC 9110 section 15.5.6 says it must be sent).
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed(request)}
+        return json_response(exc.status_code, error_body(message, "invalid_request_error", code), headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
-from handler.api.params import uuid_param
+from handler.api.params import UUIDPath, uuid_param
 from handler.contract.errors import ErrorResponse
 from handler.store.records import CompletionRecord
 
@@ -37,7 +37,9 @@ class SessionCompletions(BaseModel):
     responses=_ERRORS,
     summary="Read a stored completion",
 )
-async def get_completion(completion_id: str, caller: CallerDep, services: ServicesDep) -> CompletionRecord:
+async def get_completion(
+    completion_id: UUIDPath, caller: CallerDep, services: ServicesDep
+) -> CompletionRecord:
     return await services.records.completion(caller, uuid_param(completion_id, "completion_id"))
 
 
@@ -47,6 +49,6 @@ async def get_completion(completion_id: str, caller: CallerDep, services: Servic
     responses=_ERRORS,
     summary="List a session's completions in order",
 )
-async def get_session(session_id: str, caller: CallerDep, services: ServicesDep) -> SessionCompletions:
+async def get_session(session_id: UUIDPath, caller: CallerDep, services: ServicesDep) -> SessionCompletions:
     sid = uuid_param(session_id, "session_id")
     return SessionCompletions(session_id=sid, completions=await services.records.session(caller, sid))
