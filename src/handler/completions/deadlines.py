@@ -14,7 +14,7 @@ answer was waiting on the upstream (time the client takes to read is not the ups
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TypeVar
 
 from handler.errors import UpstreamTimeout
@@ -54,7 +54,7 @@ class _Watchdog:
 
 async def bounded(
     stream: AsyncIterator[T], *, idle_s: float | None, deadline: float | None
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """`stream`'s items; UpstreamTimeout when none comes for `idle_s` while waiting for one, or
     when the loop time passes `deadline`."""
     if idle_s is None and deadline is None:
