@@ -23,8 +23,10 @@ class Step:
     model_name: str
     max_retries: int
     deadline_ms: int | None  # None: no deadline
-    first_byte_s: float | None = None  # the model's `timeouts` (completions/deadlines.py)
-    idle_s: float | None = None
+    # The model's `timeouts` (completions/deadlines.py), else the settings' defaults; not part of
+    # what makes two steps the same step (the model, its retries, its TTFT window).
+    first_byte_s: float | None = field(default=None, compare=False)
+    idle_s: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
