@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import threading
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from handler.settings import Settings
 
 _lock = threading.Lock()
 
@@ -26,30 +29,41 @@ def _session() -> Any:
 def client(service: str, region: str | None = None) -> Any:
     """A botocore client for `service`, shared by every request of this process."""
     with _lock:
-        from botocore.config import Config
-
         from handler.settings import get_settings
 
-        # Bedrock calls are retried by the completion service (with its TTFT deadline and
-        # fallbacks); botocore's own backoff would hide throttling from it for seconds.
-        # A Lambda tool invoke is not idempotent: a retry after a read timeout would run the tool
-        # twice. The tool runner bounds it with the tool's own timeout (at most 60 s).
-        retries: Any = (
-            {"total_max_attempts": 1, "mode": "standard"}
-            if service in ("bedrock-runtime", "lambda")
-            else {"max_attempts": 3, "mode": "standard"}
-        )
-        config = Config(
-            retries=retries,
-            connect_timeout=5,
-            read_timeout={"bedrock-runtime": 300, "lambda": 65}.get(service, 20),
-            max_pool_connections=50,
-        )
+        config = client_config(service, get_settings())
         return _session().create_client(
             service,
             region_name=region or get_settings().aws_region,
             config=config,
         )
+
+
+def client_config(service: str, settings: Settings) -> Any:
+    """Timeouts and a retry budget for `service`: no AWS call waits unbounded (issue #11, C9).
+
+    Bedrock calls are retried by the completion service (with its TTFT deadline and fallbacks);
+    botocore's own backoff would hide throttling from it for seconds, and its reads are bounded by the
+    model's own timeouts. A Lambda tool invoke is not idempotent: a retry after a read timeout would
+    run the tool twice; the tool runner bounds it with the tool's own timeout (at most 60 s).
+    Everything else (DynamoDB, SQS, SSM, S3) gets the store's budget from the settings.
+    """
+    from botocore.config import Config
+
+    read_timeout: float
+    if service == "bedrock-runtime":
+        attempts, read_timeout = 1, settings.upstream_read_timeout_s
+    elif service == "lambda":
+        attempts, read_timeout = 1, 65
+    else:
+        attempts = settings.aws_max_attempts
+        read_timeout = settings.aws_s3_read_timeout_s if service == "s3" else settings.aws_read_timeout_s
+    return Config(
+        retries={"total_max_attempts": attempts, "mode": "standard"},
+        connect_timeout=settings.aws_connect_timeout_s,
+        read_timeout=read_timeout,
+        max_pool_connections=50,
+    )
 
 
 class LazyClient:

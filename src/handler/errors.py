@@ -62,6 +62,15 @@ class RateLimited(GatewayError):
     code = "rate_limited"
 
 
+class StoreUnavailable(GatewayError):
+    """The store could not be read or written right now (an outage, throttling, a timeout): the
+    client may retry; api/errors.py answers 503 with `Retry-After`."""
+
+    status = 503
+    type = "api_error"
+    code = "store_unavailable"
+
+
 class UpstreamError(GatewayError):
     """The model provider failed. Messages never carry upstream URLs, keys or traces."""
 

@@ -13,6 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# Seconds uvicorn keeps an idle connection open (`--timeout-keep-alive` in src/run.sh, the dev
+# server). Above what the Web Adapter and common clients keep idle connections for (60-90 s):
+# uvicorn's 5 s default closes connections they are about to reuse, seen as connection resets.
+UVICORN_KEEP_ALIVE_S = 120
+
 
 class Settings(BaseModel):
     """Each field is read from the environment variable of the same name, in any case.
@@ -37,6 +42,31 @@ class Settings(BaseModel):
     # Records.
     completion_ttl_days: int = 0  # 0 keeps records forever
     log_content: bool = False  # message content in logs is off unless asked for
+
+    # AWS calls (DynamoDB, SQS, SSM, S3): a store that accepts connections but never answers costs
+    # at most about attempts x (connect + read) before the record goes to the retry queue and reads
+    # answer 503. botocore's standard retry mode retries read timeouts within the attempt budget.
+    aws_connect_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    aws_read_timeout_s: float = Field(default=3.0, gt=0, le=300)
+    aws_max_attempts: int = Field(default=2, ge=1, le=10)
+    # S3 moves whole batch files and offloaded records: more time per read.
+    aws_s3_read_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    # Seconds a client is told to wait (`Retry-After`) when the store or the key table is unavailable.
+    store_retry_after_s: int = Field(default=2, ge=1, le=3600)
+
+    # The largest answer (every choice's text and tool-call arguments, UTF-8 bytes) the gateway
+    # relays: an upstream that never stops sending is cut there (`finish_reason: "length"`). Below
+    # Lambda's 6 MB buffered response with room for the JSON around it.
+    max_answer_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+    # Model calls (per model: `timeouts: {connect_s, first_byte_s, idle_s}`, completions/deadlines.py).
+    model_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    model_first_byte_timeout_s: float = Field(default=60.0, gt=0, le=900)
+    model_idle_timeout_s: float = Field(default=30.0, gt=0, le=900)
+    # The function's own timeout (template.yaml sets it from the function's Timeout) less a margin:
+    # no request waits past it without answering and storing what happened.
+    function_timeout_s: float = Field(default=900.0, gt=0)
+    deadline_margin_s: float = Field(default=3.0, ge=0)
 
     # Upstream calls.
     upstream_connect_timeout_s: float = 5.0

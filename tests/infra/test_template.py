@@ -41,14 +41,7 @@ def alias(function: str) -> str:
 
 # Warnings accepted from cfn-lint, as (rule id, text the message must contain): why each is fine.
 SAM_TEMPLATE_IGNORES: dict[tuple[str, str], str] = {}
-TRANSLATED_IGNORES: dict[tuple[str, str], str] = {
-    ("W2001", "ApiKeyQuotaPerDay"): (
-        "the SAM transform resolves the usage plan's Quota parameter into a literal (CloudFormation "
-        "passes the real parameter values to the transform on deploy), so no Ref is left"
-    ),
-    ("W3005", "ApiUsagePlan"): "SAM's generated usage plan key has a DependsOn that repeats its Ref",
-    ("W3005", "Resources/ApiUsagePlan/"): "SAM's generated usage plan has a DependsOn that repeats its Ref",
-}
+TRANSLATED_IGNORES: dict[tuple[str, str], str] = {}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -707,7 +700,9 @@ def test_idempotency_table_matches_powertools_defaults() -> None:
 # ------------------------------------------------------------------------------------------------
 # API Gateway
 # ------------------------------------------------------------------------------------------------
-def test_api_is_regional_throttled_and_has_a_usage_plan() -> None:
+def test_api_is_regional_and_throttled_with_no_usage_plan() -> None:
+    """Stage throttling is what limits requests; a usage plan would meter nothing (no method
+    requires a key: issue #11 D15, tests/infra/test_traffic_limits.py)."""
     assert props("Api")["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
     [stage] = resources_of_type(cfn(), "AWS::ApiGateway::Stage").values()
     assert stage["Properties"]["StageName"] == {"Ref": "Stage"}
@@ -715,10 +710,7 @@ def test_api_is_regional_throttled_and_has_a_usage_plan() -> None:
     assert settings["ResourcePath"] == "/*" and settings["HttpMethod"] == "*"
     assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRateLimit"}
     assert settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottleBurstLimit"}
-    [plan] = resources_of_type(cfn(), "AWS::ApiGateway::UsagePlan").values()
-    assert plan["Properties"]["ApiStages"] == [{"ApiId": {"Ref": "Api"}, "Stage": {"Ref": "ApiStage"}}]
-    assert set(plan["Properties"]["Throttle"]) == {"RateLimit", "BurstLimit"}
-    assert plan["Properties"]["Quota"]["Period"] == "DAY"
+    assert resources_of_type(cfn(), "AWS::ApiGateway::UsagePlan") == {}
 
 
 def test_bearer_clients_are_not_asked_for_an_api_gateway_key() -> None:

@@ -2,6 +2,8 @@
 
 `{"error": {"message", "type", "code", "param"}}`. Body validation errors are 400 with the field
 named (never FastAPI's 422); anything unexpected is a 500 whose body says nothing of the cause.
+A store that fails a read (`StoreError`: an outage, throttling, a timeout) is a 503 with
+`Retry-After`, as is every other 503 (RFC 9110 section 10.2.3).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from handler.contract.errors import body_of, error_body, validation_error
-from handler.errors import GatewayError
+from handler.errors import GatewayError, StoreUnavailable
 from handler.observability import logger
+from handler.store.errors import StoreError
 
 
 def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
@@ -26,15 +29,41 @@ def json_response(status: int, content: Any, headers: dict[str, str] | None = No
 
 def gateway_error_response(exc: GatewayError) -> Response:
     # A quota's 429 says when its window turns (RFC 9110 10.2.3); the openai SDK waits that long.
+    # A 503 (the store or the key table unavailable) says when to try again.
     retry_after = getattr(exc, "retry_after_s", None)
     headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
+    if exc.status == 503 and headers is None:
+        from handler.settings import get_settings
+
+        headers = {"Retry-After": str(get_settings().store_retry_after_s)}
     return json_response(exc.status, body_of(exc), headers)
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route serves at this path: Starlette names only the first route's, and
+    one path (e.g. /api/v1/batches) may have a route per method."""
+    from starlette.routing import Match
+
+    methods = {
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        for route in request.app.router.routes
+        if route.matches({**request.scope, "method": method})[0] == Match.FULL
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway(_: Request, exc: GatewayError) -> Response:
         return gateway_error_response(exc)
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, exc: StoreError) -> Response:
+        logger.error("store unavailable", extra={"error": str(exc)[:300]})
+        return gateway_error_response(StoreUnavailable("the store is unavailable right now; retry shortly"))
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_: Request, exc: RequestValidationError) -> Response:
@@ -45,12 +74,16 @@ def install(app: FastAPI) -> None:
         return gateway_error_response(validation_error(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if exc.status_code == 404:
             message = f"EntityNotFound: {message}"
-        return json_response(exc.status_code, error_body(message, "invalid_request_error", code))
+        # Starlette's headers (a 405's `Allow`: RFC 9110 section 15.5.6 says it must be sent).
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed(request)}
+        return json_response(exc.status_code, error_body(message, "invalid_request_error", code), headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:

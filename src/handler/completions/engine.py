@@ -110,14 +110,25 @@ class Started:
     rest: AsyncIterator[Event]
     ttft_ms: float | None
     attempts: list[Attempt] = field(default_factory=list)
+    idle_s: float | None = None  # the longest wait between two chunks (completions/deadlines.py)
+    until: float | None = None  # event-loop time by which the answer must have ended
+    _bounded: AsyncGenerator[Event, None] | None = None
 
     async def events(self) -> AsyncIterator[Event]:
         for event in self.first:
             yield event
-        async for event in self.rest:
+        rest = self.rest
+        if self.idle_s is not None or self.until is not None:
+            from handler.completions.deadlines import bounded
+
+            rest = self._bounded = bounded(self.rest, idle_s=self.idle_s, deadline=self.until)
+        async for event in rest:
             yield event
 
     async def aclose(self) -> None:
+        if self._bounded is not None:
+            with contextlib.suppress(Exception):
+                await self._bounded.aclose()
         aclose = getattr(self.rest, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(Exception):
@@ -157,8 +168,12 @@ async def start(
     *,
     received_at: float,
     clock: Clock = REAL_CLOCK,
+    until: float | None = None,
 ) -> Started:
-    """Try each step of the chain in order until one produces output before its deadline."""
+    """Try each step of the chain in order until one produces output before its deadline.
+
+    Each attempt also waits at most its step's `first_byte_s` for its first output, and nothing
+    waits past `until` (clock time: the function's own timeout, less a margin)."""
     attempts: list[Attempt] = []
     last_error: GatewayError | None = None
     timed_out = False  # whether the last model tried ran out of time (else it failed)
@@ -182,8 +197,10 @@ async def start(
                 break
             began = clock.now()
             stream = fan_out(provider, call)
+            bounds = (remaining, step.first_byte_s, None if until is None else until - began)
+            within = min((b for b in bounds if b is not None), default=None)
             try:
-                first = await _first_output(stream, remaining, clock)
+                first = await _first_output(stream, within, clock)
             except TimeoutError:
                 await stream.aclose()
                 timed_out = True
@@ -212,7 +229,10 @@ async def start(
                 break
             attempts.append(Attempt(model=model_name, outcome="ok", duration_ms=ms(began)))
             ttft = (clock.now() - received_at) * 1000 if first else None
-            return Started(model_name, first, stream, ttft, attempts)
+            end = None
+            if until is not None:
+                end = asyncio.get_running_loop().time() + (until - clock.now())
+            return Started(model_name, first, stream, ttft, attempts, step.idle_s, end)
 
     error: GatewayError
     if timed_out or last_error is None:

@@ -25,6 +25,10 @@ class Step:
     model_name: str
     max_retries: int
     deadline_ms: int | None  # None: no deadline
+    # The model's `timeouts` (completions/deadlines.py), else the settings' defaults; not part of
+    # what makes two steps the same step (the model, its retries, its TTFT window).
+    first_byte_s: float | None = field(default=None, compare=False)
+    idle_s: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -184,10 +188,23 @@ def deadline_ms(req: ChatRequest, project: ProjectConfig, model: ModelConfig) ->
 def model_chain(req: ChatRequest, project: ProjectConfig, model_name: str) -> tuple[Step, ...]:
     """The model, then its fallbacks in order (each with its own retries and window), no repeats."""
     names = list(dict.fromkeys([model_name, *project.models[model_name].fallbacks]))
-    return tuple(
-        Step(name, project.models[name].max_retries, deadline_ms(req, project, project.models[name]))
-        for name in names
-    )
+    from handler.settings import get_settings
+
+    settings = get_settings()
+    steps = []
+    for name in names:
+        model = project.models[name]
+        timeouts = model.timeouts
+        steps.append(
+            Step(
+                name,
+                model.max_retries,
+                deadline_ms(req, project, model),
+                first_byte_s=timeouts.first_byte_s or settings.model_first_byte_timeout_s,
+                idle_s=timeouts.idle_s or settings.model_idle_timeout_s,
+            )
+        )
+    return tuple(steps)
 
 
 def server_tools(req: ChatRequest, project: ProjectConfig) -> list[str]:

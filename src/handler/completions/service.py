@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from handler.completions import engine
+from handler.completions.budget import Budget
 from handler.completions.caller import Caller
 from handler.completions.planning import Overrides, Plan, build_plan, split_model
 from handler.completions.quotas import QuotaGate, cost_usd, scope_of
@@ -284,6 +285,8 @@ class Answer:
         self._usage_seen = False
         self._closed = False
         self._client_left = False
+        self._budget = Budget(plan.call.max_tokens, len(outcome.choices), service.max_answer_bytes)
+        self._was_cut = False  # the gateway cut a choice: its usage is what the client got
 
     @property
     def model_name(self) -> str:
@@ -293,18 +296,33 @@ class Answer:
         outcome = self.outcome
         choices = outcome.choices
         finished = [False] * len(choices)
+        budget = self._budget
         async for event in self.started.events():
             if type(event) is TextDelta:  # the hot path: most events are tokens
                 if event.text:
-                    choices[event.index].parts.append(event.text)
-                    yield event
+                    if budget.fits(event.index, event.text):
+                        choices[event.index].parts.append(event.text)
+                        yield event
+                        continue
+                    for cut in self._cut(event, finished):
+                        yield cut
+                    if budget.exhausted:
+                        break  # nothing more is read: leaving the block closes the upstream
                 continue
+            if budget.cut[getattr(event, "index", 0)] and not isinstance(event, UsageReport):
+                continue  # a choice that was cut takes nothing more
             if isinstance(event, Finish):
                 if finished[event.index]:
                     continue
                 finished[event.index] = True
             elif isinstance(event, UsageReport):
                 self._usage_seen = True
+            elif isinstance(event, ToolCallsDone):
+                size = sum(len(c.arguments) + len(c.name) for c in event.calls)
+                if not budget.add_bytes(size, choices):
+                    for cut in self._finish_cut(finished):
+                        yield cut
+                    break
             outcome.apply(event)
             yield event
         self.settle_usage()
@@ -314,6 +332,31 @@ class Answer:
                 outcome.apply(event)
                 yield event
 
+    def _cut(self, delta: TextDelta, finished: list[bool]) -> list[Event]:
+        """A delta that may not fit the budget (budget.py): the part that fits, and a `length`
+        finish for every choice the budget ran out for."""
+        choices = self.outcome.choices
+        keep = self._budget.take(delta.index, delta.text, choices)
+        if keep is None:  # it fits after all
+            choices[delta.index].parts.append(delta.text)
+            return [delta]
+        events: list[Event] = []
+        if keep:
+            choices[delta.index].parts.append(keep)
+            events.append(TextDelta(index=delta.index, text=keep))
+        return events + self._finish_cut(finished)
+
+    def _finish_cut(self, finished: list[bool]) -> list[Event]:
+        events: list[Event] = []
+        for index, cut in enumerate(self._budget.cut):
+            if cut and not finished[index]:
+                finished[index] = True
+                self._was_cut = True
+                event = Finish(index=index, reason="length")
+                self.outcome.apply(event)
+                events.append(event)
+        return events
+
     def fail(self, exc: GatewayError) -> None:
         self.outcome.status, self.outcome.error = "failed", exc
 
@@ -322,10 +365,13 @@ class Answer:
         self._client_left = True
 
     def settle_usage(self) -> None:
-        """Usage is always stored: estimated when the model never reported it."""
+        """Usage is always stored: estimated when the model never reported it. An answer the
+        gateway cut counts what the client got, not what the upstream went on generating."""
+        outcome = self.outcome
+        if self._was_cut:
+            outcome.completion_tokens = sum(count_tokens(c.content) for c in outcome.choices)
         if self._usage_seen:
             return
-        outcome = self.outcome
         outcome.prompt_tokens = estimate_prompt_tokens(self.plan.call)
         outcome.completion_tokens = sum(count_tokens(c.content) for c in outcome.choices)
         outcome.usage_estimated = True
@@ -379,6 +425,12 @@ class CompletionService:
         self.store = store
         self._providers = providers
         self._store_retry = store_retry  # queues records the store refused (store/retry.py)
+        from handler.settings import get_settings
+
+        settings = get_settings()
+        self.max_answer_bytes = settings.max_answer_bytes
+        # No answer outlives the function (completions/deadlines.py).
+        self.answer_within_s = max(settings.function_timeout_s - settings.deadline_margin_s, 1.0)
 
     async def plan(
         self,
@@ -433,6 +485,7 @@ class CompletionService:
                 lambda name: self.provider(plan, name),
                 received_at=plan.received_at,
                 clock=clock,
+                until=plan.received_at + self.answer_within_s if clock is engine.REAL_CLOCK else None,
             )
         except GatewayError as exc:
             outcome = Outcome.empty(plan)

@@ -63,8 +63,19 @@ class Prices(_Strict):
     cache_write: Annotated[float, Field(ge=0)] | None = None
 
 
+class ModelTimeouts(_Strict):
+    """How long a call to this model may wait, each defaulting to a setting (docs/projects.md):
+    connecting (MODEL_CONNECT_TIMEOUT_S), for the first byte of its answer
+    (MODEL_FIRST_BYTE_TIMEOUT_S) and between two chunks of it (MODEL_IDLE_TIMEOUT_S)."""
+
+    connect_s: Annotated[float, Field(gt=0, le=60)] | None = None
+    first_byte_s: Annotated[float, Field(gt=0, le=900)] | None = None
+    idle_s: Annotated[float, Field(gt=0, le=900)] | None = None
+
+
 class _ModelBase(_Strict):
     fallbacks: list[str] = Field(default_factory=list)
+    timeouts: ModelTimeouts = Field(default_factory=ModelTimeouts)
     max_ttft_ms: Annotated[int, Field(ge=1)] | None = None
     # Upstream retries before the first token (connection errors, timeouts, 429, 5xx).
     max_retries: Annotated[int, Field(ge=0, le=10)] = 2

@@ -35,6 +35,7 @@ from handler.providers.base import (
     UsageReport,
 )
 from handler.providers.converse import build, to_converse_messages
+from handler.providers.scrub import scrub
 from handler.providers.tokens import count_tokens, estimate_prompt_tokens
 
 __all__ = ["BedrockProvider", "to_converse_messages"]
@@ -167,6 +168,7 @@ class BedrockProvider:
             message = f"{model}: not found in this region"
         else:
             detail = _CREDENTIAL_ARN.sub("<arn>", " ".join(str(error.get("Message", "")).split()))
+            detail = scrub(detail)  # endpoints, hosts and addresses (providers/scrub.py)
             if len(detail) > _MAX_DETAIL:
                 detail = detail[: _MAX_DETAIL - 1] + "…"
             message = f"{model}: {name or 'error'}" + (f": {detail}" if detail else "")

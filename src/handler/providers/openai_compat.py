@@ -34,6 +34,7 @@ from handler.providers.base import (
     retryable_status,
 )
 from handler.providers.http_client import shared_client
+from handler.providers.scrub import scrub
 from handler.providers.tokens import count_tokens, estimate_prompt_tokens
 from handler.settings import get_settings
 
@@ -72,10 +73,12 @@ class OpenAIProvider:
         self._secrets = secrets
         self.supports_n = model.supports_n
         self._url = f"{model.base_url}/chat/completions"
-        self._timeout: httpx.Timeout | None = None
-        if model.timeout_s is not None:
-            connect = min(model.timeout_s, get_settings().upstream_connect_timeout_s)
-            self._timeout = httpx.Timeout(model.timeout_s, connect=connect)
+        # Connecting is bounded per model (`timeouts.connect_s`, else MODEL_CONNECT_TIMEOUT_S); the
+        # first byte and the gaps between chunks by the engine (completions/deadlines.py).
+        settings = get_settings()
+        connect = model.timeouts.connect_s or settings.model_connect_timeout_s
+        read = model.timeout_s or settings.upstream_read_timeout_s
+        self._timeout: httpx.Timeout | None = httpx.Timeout(read, connect=min(connect, read))
 
     async def stream(self, call: ModelCall) -> AsyncIterator[Event]:
         # The key comes from SSM through a cache: only a cold read blocks, so keep it off the loop.
@@ -238,11 +241,9 @@ class OpenAIProvider:
         )
 
     def _scrub(self, text: str, key: str | None) -> str:
-        """Upstream messages may echo the key or our URL back; neither reaches a client."""
-        for secret in (key, self._model.base_url):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """Upstream messages may echo the key or our URL back, altered or not; neither reaches a
+        client (providers/scrub.py)."""
+        return scrub(text, key=key, base_url=self._model.base_url)
 
 
 # --- SSE parsing ---------------------------------------------------------------------------------

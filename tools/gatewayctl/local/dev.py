@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 CURL = """curl -s http://127.0.0.1:{port}/api/v1/chat/completions \\
   -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
@@ -77,7 +78,19 @@ def main() -> None:
 
     import uvicorn
 
-    uvicorn.run("handler.entrypoints.asgi:app", host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run("handler.entrypoints.asgi:app", **uvicorn_options(port))
+
+
+def uvicorn_options(port: int) -> dict[str, Any]:
+    """How the dev server runs uvicorn: the keep-alive of `src/run.sh` (handler.settings)."""
+    from handler.settings import UVICORN_KEEP_ALIVE_S
+
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "log_level": "warning",
+        "timeout_keep_alive": UVICORN_KEEP_ALIVE_S,
+    }
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pydantic import (
 
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
-from handler.api.params import uuid_param
+from handler.api.params import UUIDPath, uuid_param
 from handler.contract.errors import ErrorResponse
 from handler.contract.storable import check_storable
 from handler.store.values import Feedback
@@ -124,7 +124,9 @@ async def add_feedback(body: FeedbackRequest, caller: CallerDep, services: Servi
     responses=_ERRORS,
     summary="List the feedback on a completion",
 )
-async def list_feedback(completion_id: str, caller: CallerDep, services: ServicesDep) -> CompletionFeedback:
+async def list_feedback(
+    completion_id: UUIDPath, caller: CallerDep, services: ServicesDep
+) -> CompletionFeedback:
     cid = uuid_param(completion_id, "completion_id")
     return CompletionFeedback(completion_id=cid, feedback=await services.feedback.feedback_of(caller, cid))
 

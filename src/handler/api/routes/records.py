@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
-from handler.api.params import uuid_param
+from handler.api.params import UUIDPath, uuid_param
 from handler.contract.errors import ErrorResponse
 from handler.store.records import CompletionRecord
 
@@ -44,7 +44,9 @@ class SessionCompletions(BaseModel):
     responses=_ERRORS,
     summary="Read a stored completion",
 )
-async def get_completion(completion_id: str, caller: CallerDep, services: ServicesDep) -> CompletionRecord:
+async def get_completion(
+    completion_id: UUIDPath, caller: CallerDep, services: ServicesDep
+) -> CompletionRecord:
     return await services.records.completion(caller, uuid_param(completion_id, "completion_id"))
 
 
@@ -55,7 +57,7 @@ async def get_completion(completion_id: str, caller: CallerDep, services: Servic
     summary="List a session's completions in order",
 )
 async def get_session(
-    session_id: str,
+    session_id: UUIDPath,
     caller: CallerDep,
     services: ServicesDep,
     project: Annotated[
