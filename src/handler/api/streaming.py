@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from handler.api import ready
+from handler import ready
 from handler.contract import sse
 from handler.errors import GatewayError, UpstreamError
 from handler.observability import logger

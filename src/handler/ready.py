@@ -12,7 +12,6 @@ cancellation comes down into the iterator). Nothing is run twice and nothing is 
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import AsyncIterator, Generator
 from typing import Any, Generic, Protocol, TypeVar, cast
 
@@ -68,3 +67,4 @@ def next_now(iterator: AsyncIterator[T]) -> T | Pending[T]:
     except StopIteration as done:
         return cast(T, done.value)
     return Pending(step, waiting)
+
