@@ -31,6 +31,8 @@ PATH = "/api/v1/chat/completions"
 _CONTENT = re.compile(rb'"content":\s*"[^"]')
 LITELLM_DEFAULT = Path("/work/.venv-peers/bin/litellm")
 SIDES = ("gateway", "bare", "litellm")
+LITELLM_KEY = "sk-bench-0123456789abcdef0123456789abcdef"
+QUIET = ("--no-access-log", "--log-level", "warning")
 
 
 def litellm_executable() -> Path | None:
@@ -99,8 +101,7 @@ class HotPath:
     def _uvicorn(self, side: str, target: str, env: dict[str, str]) -> None:
         port = free_port()
         proc = subprocess.Popen(
-            [self.python, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port)]
-            + ["--no-access-log", "--log-level", "warning"],
+            [self.python, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), *QUIET],
             cwd=ROOT,
             env=child_env(env),
             stdout=subprocess.DEVNULL,
@@ -125,6 +126,9 @@ class HotPath:
                         }
                     ],
                     "litellm_settings": {"telemetry": False, "set_verbose": False},
+                    # It refuses to start without one; a master key is checked by comparison, as
+                    # the gateway's dev key is (no database).
+                    "general_settings": {"master_key": LITELLM_KEY},
                 }
             )
         )
@@ -145,7 +149,9 @@ class HotPath:
 
     def __enter__(self) -> HotPath:
         try:
-            self._uvicorn("gateway", "handler.entrypoints.asgi:app", {**self.aws.env, "PYTHONPATH": str(ROOT / "src")})
+            self._uvicorn(
+                "gateway", "handler.entrypoints.asgi:app", {**self.aws.env, "PYTHONPATH": str(ROOT / "src")}
+            )
             self._uvicorn("bare", "benchmarks.bare_http:app", {"PYTHONPATH": str(ROOT)})
             self._litellm()
         except BaseException:
@@ -158,12 +164,15 @@ class HotPath:
             stop(proc)
 
     def _client(self, side: str) -> Client:
-        auth = {"Authorization": f"Bearer {DEV_KEY}"} if side == "gateway" else {}
+        keys = {"gateway": DEV_KEY, "litellm": LITELLM_KEY}
+        auth = {"Authorization": f"Bearer {keys[side]}"} if side in keys else {}
         return Client(self.ports[side], PATH if side != "litellm" else "/v1/chat/completions", auth)
 
     def measure(self, requests: int, rounds: int) -> HotResult:
         result = HotResult(errors=dict(self.errors))
-        clients = {side: self._client(side) for side in SIDES if side in self.ports and side not in self.errors}
+        clients = {
+            side: self._client(side) for side in SIDES if side in self.ports and side not in self.errors
+        }
         kinds = [(side, stream) for side in clients for stream in (False, True)]
         for side, stream in list(kinds):  # warm-up; also finds what cannot be measured
             body = _body(side, stream)
