@@ -12,13 +12,13 @@ cancellation comes down into the iterator). Nothing is run twice and nothing is 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Coroutine, Generator
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 T = TypeVar("T")
 
 
-class _Step(Protocol[T]):
+class _Step(Protocol):
     def send(self, value: Any, /) -> Any: ...
     def throw(self, exc: BaseException, /) -> Any: ...
 
@@ -28,7 +28,7 @@ class Pending(Generic[T]):
 
     __slots__ = ("_step", "_waiting")
 
-    def __init__(self, step: _Step[T], waiting: Any) -> None:
+    def __init__(self, step: _Step, waiting: Any) -> None:
         self._step = step
         self._waiting = waiting  # what the step yielded: a future (or None, a bare yield)
 
@@ -61,10 +61,18 @@ class Pending(Generic[T]):
 
 def next_now(iterator: AsyncIterator[T]) -> T | Pending[T]:
     """The next item if it needs no I/O, else a `Pending` to await. StopAsyncIteration at the end."""
-    step = cast(_Step[T], iterator.__anext__())
+    step = cast(_Step, iterator.__anext__())
     try:
         waiting = step.send(None)
     except StopIteration as done:
         return cast(T, done.value)
     return Pending(step, waiting)
 
+
+def run_now(work: Coroutine[Any, Any, T]) -> T | Pending[T]:
+    """`work`'s result if it finishes without waiting, else a `Pending` to await for it."""
+    try:
+        waiting = work.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    return Pending(work, waiting)

@@ -114,7 +114,7 @@ class Relay:
                 if parts:
                     await self._send(send, parts)
                 raise
-            if type(got) is ready.Pending:  # the next event needs I/O: send what is ready first
+            if isinstance(got, ready.Pending):  # the next event needs I/O: send what is ready first
                 if parts:
                     try:
                         await self._send(send, parts)
