@@ -32,7 +32,7 @@ _CONTENT = re.compile(rb'"content":\s*"[^"]')
 LITELLM_DEFAULT = Path("/work/.venv-peers/bin/litellm")
 SIDES = ("gateway", "bare", "litellm")
 LITELLM_KEY = "sk-bench-0123456789abcdef0123456789abcdef"
-QUIET = ("--no-access-log", "--log-level", "warning")
+QUIET = ("--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "120")
 
 
 def litellm_executable() -> Path | None:
@@ -53,6 +53,15 @@ class Client:
         self._headers = {"Content-Type": "application/json", **headers}
 
     def post(self, body: dict[str, Any]) -> float:
+        try:
+            return self._post(body)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # The server closed the idle keep-alive connection: once more on a new one (the
+            # failed attempt is not a sample).
+            self._conn.close()
+            return self._post(body)
+
+    def _post(self, body: dict[str, Any]) -> float:
         data = json.dumps(body).encode()
         clock = time.perf_counter
         t0 = clock()
@@ -135,7 +144,17 @@ class HotPath:
         port = free_port()
         env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "PATH": os.environ.get("PATH", "")}
         proc = subprocess.Popen(
-            [str(exe), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+            [
+                str(exe),
+                "--config",
+                str(config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--keepalive_timeout",
+                "120",
+            ],
             cwd=self.tmp,
             env={**child_env(env), "HOME": str(self.tmp)},
             stdout=subprocess.DEVNULL,
