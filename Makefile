@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 EVENT ?= events/chat_completion.json
 
-.PHONY: dev test test-unit lint format invoke bench load batch build clean venv
+.PHONY: dev test test-unit lint format invoke bench bench-peers load batch build clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,12 @@ bench: $(STAMP)
 ## `gatewayctl dev` on a free port; 0 errors and every answered completion in the table, or exit 1.
 load: $(STAMP)
 	$(PY) -m benchmarks.load $(LOAD_ARGS)
+
+## LiteLLM's proxy for the peer rows of `make bench`, in a venv of its own (never the project's)
+PEERS ?= .venv-peers
+bench-peers:
+	test -x $(PEERS)/bin/litellm || ($(PYTHON) -m venv $(PEERS) && $(PEERS)/bin/pip install --quiet 'litellm[proxy]')
+	BENCH_LITELLM=$(abspath $(PEERS))/bin/litellm $(MAKE) bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

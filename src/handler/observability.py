@@ -22,7 +22,14 @@ from handler.settings import get_settings
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
-logger = Logger(service="chat-gateway", use_rfc3339=True)
+
+def _log_json(record: dict[str, Any]) -> str:
+    """Powertools' formatter with orjson instead of `json.dumps`: about a third of a log line's
+    cost on the hot path (every completion logs one), the same keys in the same order."""
+    return orjson.dumps(record, default=str).decode()
+
+
+logger = Logger(service="chat-gateway", use_rfc3339=True, json_serializer=_log_json)
 
 _NAMESPACE = "ChatGateway"
 _SERVICE = "chat-gateway"

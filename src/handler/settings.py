@@ -72,6 +72,10 @@ class Settings(BaseModel):
     upstream_connect_timeout_s: float = 5.0
     upstream_read_timeout_s: float = 300.0
 
+    # Streams: a `: keep-alive` SSE comment after this many seconds without an event (server-side
+    # tool rounds can be long; API Gateway cuts a streamed response after 5 minutes idle). 0: none.
+    sse_keepalive_s: float = Field(default=15.0, ge=0, le=240)
+
     # Auth. `auth_mode=dev` accepts DEV_API_KEY; it is only ever set by the local dev server.
     auth_mode: str = "keys"
     dev_api_key: str = "sk-local-dev"

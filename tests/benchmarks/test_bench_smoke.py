@@ -31,6 +31,16 @@ ROWS = [
     "Added time to first byte through uvicorn, streaming (first SSE event)",
     "Relay throughput of a long stream, through the gateway",
     "Relay throughput of a long stream, upstream alone (reference)",
+    "HTTP non-streamed response, gateway (echo, store off)",
+    "HTTP non-streamed response, bare FastAPI route",
+    "HTTP non-streamed response, gateway / bare route",
+    "HTTP non-streamed response, LiteLLM proxy (mock_response)",
+    "HTTP non-streamed response, LiteLLM / gateway",
+    "HTTP time to first streamed content, gateway (echo, store off)",
+    "HTTP time to first streamed content, bare FastAPI route",
+    "HTTP time to first streamed content, gateway / bare route",
+    "HTTP time to first streamed content, LiteLLM proxy (mock_response)",
+    "HTTP time to first streamed content, LiteLLM / gateway",
     "Peak RSS after 50 requests, gateway, store on",
     "Peak RSS after 50 requests, bare FastAPI + Mangum",
     "Dependencies layer, unzipped",
@@ -43,6 +53,11 @@ MAYBE_EMPTY = {
     "Cold start, bare FastAPI + Mangum, as shipped (reference)",
     "Cold start as shipped, gateway / bare",
     "Dependencies layer, unzipped",
+    # LiteLLM lives in its own venv (`make bench-peers`); where it is not installed the rows say so.
+    "HTTP non-streamed response, LiteLLM proxy (mock_response)",
+    "HTTP non-streamed response, LiteLLM / gateway",
+    "HTTP time to first streamed content, LiteLLM proxy (mock_response)",
+    "HTTP time to first streamed content, LiteLLM / gateway",
 }
 
 

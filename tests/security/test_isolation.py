@@ -71,11 +71,13 @@ def test_another_projects_things_answer_byte_for_byte_like_missing_ones(keys_mod
         cid = answer.json()["choices"][0]["completion_id"]
         boto3.client("s3").put_object(
             Bucket=env["BUCKET_NAME"],
-            Key="batches/input/lab.jsonl",
+            Key="batches/uploads/lab/lab.jsonl",
             Body=b'{"custom_id": "1", "body": {"model": "lab", "messages": [{"role": "user", "content": "x"}]}}\n',
         )
         batch = client.post(
-            "/api/v1/batches", json={"project": "lab", "input_key": "batches/input/lab.jsonl"}, headers=owner
+            "/api/v1/batches",
+            json={"project": "lab", "input_key": "batches/uploads/lab/lab.jsonl"},
+            headers=owner,
         )
         assert batch.status_code == 202, batch.text
         requests: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -98,7 +100,7 @@ def test_another_projects_things_answer_byte_for_byte_like_missing_ones(keys_mod
             ("GET", f"/api/v1/ab_campaigns/{TONE}/results", None),
             ("GET", f"/api/v1/ab_campaigns/{TONE}/results?project=lab", None),
             ("GET", f"/api/v1/batches/{batch.json()['id']}", None),
-            ("POST", "/api/v1/batches", {"project": "lab", "input_key": "batches/input/lab.jsonl"}),
+            ("POST", "/api/v1/batches", {"project": "lab", "input_key": "batches/uploads/lab/lab.jsonl"}),
         ]
         # The owner sees every one of them (a campaign's results need a stored request: there is one).
         for method, path, body in requests:

@@ -15,6 +15,9 @@ import orjson
 from handler.contract.errors import error_body
 
 DONE = b"data: [DONE]\n\n"
+# An SSE comment (WHATWG HTML, "Server-sent events": a line starting with a colon is ignored by
+# clients), sent during long silences so that idle timeouts on the way do not cut the stream.
+KEEP_ALIVE = b": keep-alive\n\n"
 _CLOSE = b"}}]}\n\n"
 
 

@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from handler import ready
 from handler.api.auth import caller_of
 from handler.api.deps import ServiceDep
 from handler.contract.chat import ChatRequest, ChatResponse
@@ -39,21 +40,31 @@ async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) ->
     """Run `work`, but cancel it (closing the upstream call: we stop paying) if the client leaves.
 
     The body is already read, so the next ASGI message can only be `http.disconnect`. Under Mangum
-    it never comes before the response: there the work simply runs to its end.
+    it never comes before the response: there the work simply runs to its end. The work runs in
+    this task; a watcher is started only once it has to wait (a model that answers without I/O,
+    as the echo does, costs no task), and a client gone cancels this task, then says 499.
     """
-    task = asyncio.ensure_future(work)
+    got = ready.run_now(work)
+    if not isinstance(got, ready.Pending):
+        return got
+    this = asyncio.current_task()
+    assert this is not None
+    left = False
 
     async def watch() -> None:
+        nonlocal left
         while (await request.receive())["type"] != "http.disconnect":
             pass
-        task.cancel()
+        left = True
+        this.cancel()
 
     watcher = asyncio.ensure_future(watch())
     try:
-        return await task
+        return await got
     except asyncio.CancelledError:
-        if not watcher.done() or watcher.cancelled():
+        if not left or this.cancelling() > 1:
             raise  # we are being cancelled ourselves
+        this.uncancel()
         return Response(status_code=499)  # nginx's "client closed request": nobody reads it
     finally:
         watcher.cancel()
