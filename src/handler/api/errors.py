@@ -39,17 +39,31 @@ def gateway_error_response(exc: GatewayError) -> Response:
     return json_response(exc.status, body_of(exc), headers)
 
 
+def _routes(routes: Any) -> Any:
+    """The app's routes, those of included routers flattened in (FastAPI keeps them wrapped; our
+    routers carry full paths, no prefix)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _routes(included.routes)
+        else:
+            yield route
+
+
 def _allowed(request: Request) -> str:
     """Every method some route serves at this path: Starlette names only the first route's, and
-    one path (e.g. /api/v1/batches) may have a route per method."""
+    one path (e.g. /api/v1/batches) may have a route per method. A literal path (/files/uploads)
+    is not also the `{file_id}` of a templated one: the literal routes win, as in the schema."""
     from starlette.routing import Match
 
-    methods = {
-        method
+    matching = [
+        (method, route)
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
-        for route in request.app.router.routes
+        for route in _routes(request.app.router.routes)
         if route.matches({**request.scope, "method": method})[0] == Match.FULL
-    }
+    ]
+    literal = [(m, r) for m, r in matching if "{" not in getattr(r, "path", "{")]
+    methods = {method for method, _ in (literal or matching)}
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))
