@@ -79,6 +79,9 @@ class Settings(BaseModel):
     # Auth. `auth_mode=dev` accepts DEV_API_KEY; it is only ever set by the local dev server.
     auth_mode: str = "keys"
     dev_api_key: str = "sk-local-dev"
+    # Dev auth only: the projects whose `sk-local-<project>` key is accepted, scoped to that project
+    # (comma-separated; `make dev` sets it to the projects it loaded).
+    local_project_keys: str = ""
     # How long a key's verification is cached per instance: a revoked key stops working within this.
     api_key_cache_s: float = 30.0
 

@@ -95,6 +95,8 @@ async def authenticate(request: Request) -> Principal:
         and hmac.compare_digest(key.encode(), settings.dev_api_key.encode())
     ):
         principal = Principal(key_id="dev", projects=None)
+    elif mode == "dev" and (project := _local_project_key(key, settings.local_project_keys)) is not None:
+        principal = Principal(key_id=f"local-{project}", projects=frozenset({project}))
     else:
         from handler.store.keys import ApiKey, KeyStoreError
 
@@ -112,6 +114,18 @@ async def authenticate(request: Request) -> Principal:
         principal = Principal(key_id=found.key_id, projects=frozenset(found.projects), quotas=found.quotas)
     request.state.principal = principal
     return principal
+
+
+LOCAL_PROJECT_KEY = "sk-local-"
+
+
+def _local_project_key(key: str, allowed: str) -> str | None:
+    """`sk-local-<project>` (dev mode only: `make dev`, tests): a key scoped to that one project, so
+    that scoping can be tried locally; only for the projects `LOCAL_PROJECT_KEYS` names."""
+    if not key.startswith(LOCAL_PROJECT_KEY):
+        return None
+    project = key[len(LOCAL_PROJECT_KEY) :]
+    return project if project in {p.strip() for p in allowed.split(",") if p.strip()} else None
 
 
 def caller_of(request: Request) -> Caller:

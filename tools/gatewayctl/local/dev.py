@@ -62,6 +62,7 @@ def main() -> None:
 
     _, endpoint = start_emulation(aws_port)
     os.environ.setdefault("AUTH_MODE", "dev")
+    os.environ.setdefault("LOCAL_PROJECT_KEYS", ",".join(projects))  # sk-local-<project>, scoped
     env = bootstrap(endpoint, config_dir)
     key = get_settings().dev_api_key  # bootstrap() applied the environment and reset the settings
     print(
@@ -72,6 +73,10 @@ def main() -> None:
     shown = {**env, **{k: os.environ[k] for k in _EXPORTED if k in os.environ}}
     print(f"To run the CLI against this emulation:\n\n{exports(shown)}\n", file=sys.stderr)
     print(f"Dev auth: requests must send 'Authorization: Bearer {key}' (DEV_API_KEY)", file=sys.stderr)
+    scoped = ", ".join(f"sk-local-{p}" for p in projects)
+    print(
+        f"Keys scoped to one project each (try another project's data with them): {scoped}", file=sys.stderr
+    )
     print(
         f"Gateway on http://127.0.0.1:{port}  -- try:\n\n{CURL.format(port=port, key=key)}\n", file=sys.stderr
     )
