@@ -110,3 +110,6 @@ def test_client_leaving_before_the_first_token_cancels_the_upstream_call(
         assert openai_fake.request_received.wait(5)
     # The client is gone before any token: the gateway must not keep the upstream call open.
     assert openai_fake.disconnected.wait(5), "the upstream call outlived the client"
+    # ... and the request is still recorded, as cancelled (waited for here, so that the record does
+    # not land in the next test's window).
+    assert gateway.saves.wait(1) == ["cancelled"]
