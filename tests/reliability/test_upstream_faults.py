@@ -80,10 +80,10 @@ def assert_clean_error(response: httpx.Response, status: int, code: str, base_ur
     return error
 
 
-def post(client: TestClient, **fields: Any) -> tuple[httpx.Response, float]:
-    started = time.perf_counter()
-    r = client.post(CHAT, json={"model": "faulty", "messages": HI, **fields})
-    return r, time.perf_counter() - started
+def post(client: TestClient, **fields: Any) -> httpx.Response:
+    """Timings are read from the record (the gateway's own clock from arrival), not around the
+    client: on a loaded machine the test client's side adds a second and more."""
+    return client.post(CHAT, json={"model": "faulty", "messages": HI, **fields})
 
 
 # --- retried, then answered ---------------------------------------------------------------------
@@ -105,7 +105,7 @@ def test_retryable_faults_before_the_first_token_are_retried_then_answered(
 ) -> None:
     setup_project(fake.base_url)
     fake.enqueue(*faults)
-    r, took = post(warm)
+    r = post(warm)
     assert r.status_code == 200, r.text
     assert r.json()["choices"][0]["message"]["content"] == "Hello from the fake model."
     assert len(fake.requests) == len(faults) + 1
@@ -113,7 +113,7 @@ def test_retryable_faults_before_the_first_token_are_retried_then_answered(
     (record,) = completions()
     assert record["status"] == "completed" and record["content"] == "Hello from the fake model."
     assert [a["outcome"] for a in record["attempts"]] == ["error"] * len(faults) + ["ok"]
-    assert took < 5
+    assert record["duration_ms"] < 5000  # backoff is bounded (Retry-After: 0 is taken at its word)
 
 
 # --- given up on: a clear 502 / 504 -------------------------------------------------------------
@@ -165,13 +165,13 @@ def test_faults_that_persist_are_a_clear_502(
         default.error = default.error.format(url=fake.base_url, key=KEY)
     fake.default = default
     setup_project(fake.base_url)
-    r, took = post(warm)
+    r = post(warm)
     error = assert_clean_error(r, 502, "upstream_error", fake.base_url)
     assert detail in error["message"]
     assert "'up-model'" in error["message"]  # which model failed, but not where it lives
     assert len(fake.requests) == requests  # retried only when it may help: 1 + max_retries
-    assert took < 5
     (record,) = completions()  # the failure is on record too
+    assert record["duration_ms"] < 5000  # backoff between the retries is bounded
     assert record["status"] == "failed"
     assert len(record["attempts"]) == requests
     assert KEY not in orjson.dumps(record).decode() and fake.base_url not in orjson.dumps(record).decode()
@@ -180,18 +180,18 @@ def test_faults_that_persist_are_a_clear_502(
 def test_an_upstream_nobody_listens_on_is_a_502_after_retries(warm: TestClient) -> None:
     url = closed_port_url()
     setup_project(url)
-    r, took = post(warm)
+    r = post(warm)
     error = assert_clean_error(r, 502, "upstream_error", url)
     assert "could not connect" in error["message"]
-    assert took < 5
     (record,) = completions()
+    assert record["duration_ms"] < 5000
     assert [a["outcome"] for a in record["attempts"]] == ["error"] * 3
 
 
 def test_a_drop_after_the_first_token_is_a_502_and_is_not_retried(warm: TestClient, fake: FakeOpenAI) -> None:
     fake.default = Reply(text="one two three four", drop_after=2)
     setup_project(fake.base_url)
-    r, _ = post(warm)
+    r = post(warm)
     assert_clean_error(r, 502, "upstream_error", fake.base_url)
     assert len(fake.requests) == 1  # the answer had begun: a retry would repeat it
     (record,) = completions()
@@ -202,7 +202,7 @@ def test_a_drop_after_the_first_token_is_a_502_and_is_not_retried(warm: TestClie
 def test_a_mid_stream_error_event_is_a_502(warm: TestClient, fake: FakeOpenAI) -> None:
     fake.default = Reply(text="partial", stream_error=f"engine crashed at {fake.base_url}")
     setup_project(fake.base_url)
-    r, _ = post(warm)
+    r = post(warm)
     assert_clean_error(r, 502, "upstream_error", fake.base_url)
 
 
@@ -214,56 +214,59 @@ def test_a_stalled_upstream_is_a_504_at_the_deadline_and_is_hung_up_on(
 ) -> None:
     fake.default = Reply(stall=True)
     setup_project(fake.base_url)
-    r, took = post(warm, max_ttft_ms=400)
+    r = post(warm, max_ttft_ms=400)
     error = assert_clean_error(r, 504, "ttft_exceeded", fake.base_url)
     assert "max_ttft_ms" in error["message"]
-    assert 0.35 < took < 1.5
     assert fake.disconnected.wait(2)  # the upstream call was closed, not left running
     (record,) = completions()
     assert record["status"] == "ttft_exceeded"
+    assert 390 <= record["duration_ms"] < 1500  # given up at the deadline, not before
 
 
 def test_a_stalled_upstream_falls_back_within_the_deadline(warm: TestClient, fake: FakeOpenAI) -> None:
     fake.default = Reply(stall=True)
     setup_project(fake.base_url, fallback=True, max_ttft_ms=300)  # the model's own window
-    r, took = post(warm)
+    r = post(warm)
     assert r.status_code == 200, r.text
     assert r.json()["model"] == "faulty/backup"
     assert r.json()["choices"][0]["message"]["content"] == "backup: hi"
-    assert 0.3 < took < 1.0
     assert fake.disconnected.wait(2)  # the stalled call was hung up on
     (record,) = completions()
-    assert [a["outcome"] for a in record["attempts"]] == ["ttft_exceeded", "ok"]
+    stalled, answered = record["attempts"]
+    assert (stalled["outcome"], answered["outcome"]) == ("ttft_exceeded", "ok")
+    assert 290 <= stalled["duration_ms"] < 1000  # the model's own 300 ms window, then the fallback
 
 
 def test_a_429_storm_falls_back_to_the_next_model(warm: TestClient, fake: FakeOpenAI) -> None:
     fake.default = Reply(status=429)
     setup_project(fake.base_url, fallback=True)
-    r, took = post(warm)
+    r = post(warm)
     assert r.status_code == 200, r.text
     assert r.json()["model"] == "faulty/backup"
     assert len(fake.requests) == 3
-    assert took < 5
 
 
 def test_retries_never_outlast_the_deadline(warm: TestClient, fake: FakeOpenAI) -> None:
     fake.default = Reply(status=503, delay_headers_s=0.15)
     setup_project(fake.base_url, retries=10)
-    r, took = post(warm, max_ttft_ms=500)
+    r = post(warm, max_ttft_ms=500)
     assert r.status_code in (502, 504), r.text
     assert_clean_error(r, r.status_code, r.json()["error"]["code"], fake.base_url)
-    assert took < 1.2
-    assert len(fake.requests) < 11
+    # Each attempt holds 150 ms before its 503: 500 ms has room for 4 starts, not the 11 allowed.
+    assert len(fake.requests) <= 4
+    (record,) = completions()
+    assert record["duration_ms"] < 1000  # all 11 would take 1.65 s and more
 
 
 def test_a_stall_without_a_deadline_ends_at_the_models_timeout(warm: TestClient, fake: FakeOpenAI) -> None:
     fake.default = Reply(stall=True)
     setup_project(fake.base_url, retries=1, timeout_s=0.3)
-    r, took = post(warm)
+    r = post(warm)
     error = assert_clean_error(r, 504, "upstream_timeout", fake.base_url)
     assert "timed out" in error["message"]
     assert len(fake.requests) == 2
-    assert took < 3
+    (record,) = completions()
+    assert all(290 <= a["duration_ms"] < 1500 for a in record["attempts"])  # timeout_s=0.3 each
 
 
 # --- streaming, on a real server --------------------------------------------------------------------
@@ -279,15 +282,14 @@ def gateway(clean_aws: dict[str, str]) -> Iterator[str]:
         yield url
 
 
-def stream(url: str, **fields: Any) -> tuple[int, str, str, float]:
-    started = time.perf_counter()
+def stream(url: str, **fields: Any) -> tuple[int, str, str]:
     body = {"model": "faulty", "messages": HI, "stream": True, **fields}
     with (
         httpx.Client(base_url=url, headers=AUTH, timeout=10) as http,
         http.stream("POST", CHAT, json=body) as r,
     ):
         text = "".join(r.iter_text())
-        return r.status_code, r.headers.get("content-type", ""), text, time.perf_counter() - started
+        return r.status_code, r.headers.get("content-type", ""), text
 
 
 @pytest.mark.parametrize(
@@ -304,13 +306,12 @@ def test_streamed_requests_get_a_real_status_before_any_event(
 ) -> None:
     fake.default = reply
     setup_project(fake.base_url)
-    got, content_type, text, took = stream(gateway, **fields)
+    got, content_type, text = stream(gateway, **fields)
     assert got == status, text
     assert content_type.startswith("application/json")
     assert orjson.loads(text)["error"]["code"] == code
     for leak in (KEY, fake.base_url, "Traceback"):
         assert leak not in text
-    assert took < 3
 
 
 def test_a_stream_dropped_mid_answer_ends_with_an_error_event_and_is_recorded(
@@ -318,12 +319,11 @@ def test_a_stream_dropped_mid_answer_ends_with_an_error_event_and_is_recorded(
 ) -> None:
     fake.default = Reply(text="one two three four", drop_after=2)
     setup_project(fake.base_url)
-    status, content_type, text, took = stream(gateway)
+    status, content_type, text = stream(gateway)
     assert status == 200 and content_type.startswith("text/event-stream")
     assert "one" in text and '"error"' in text
     for leak in (KEY, fake.base_url, "Traceback"):
         assert leak not in text
-    assert took < 3
     deadline = time.monotonic() + 5
     while not completions() and time.monotonic() < deadline:  # the record is written after the stream
         time.sleep(0.02)

