@@ -123,7 +123,7 @@ class Emulation:
         self.env = env
 
     def put_project(self, project: dict[str, Any]) -> None:
-        from handler.config.files import push
+        from gatewayctl.config_files import push
         from handler.config.models import ProjectConfig
 
         ssm = self._session.client("ssm", endpoint_url=self.endpoint)

@@ -77,7 +77,7 @@ def atomic_moto_dynamodb() -> None:
 
 def put_project(config: dict[str, Any], prefix: str = "/chat-gateway") -> None:
     """Write one more project into the emulated SSM (inside the `aws` fixture)."""
-    from handler.config.files import push
+    from gatewayctl.config_files import push
     from handler.config.models import ProjectConfig
 
     push(ProjectConfig.model_validate(config), prefix, boto3.client("ssm"))

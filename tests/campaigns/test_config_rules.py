@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gatewayctl.cli import main as cli
-from handler.config.files import load_file
+from gatewayctl.config_files import load_file
 from tests.conftest import CONFIG_DIR
 
 BASE: dict[str, Any] = {
@@ -74,7 +74,7 @@ def test_bad_tool_or_campaign_config_is_refused_naming_the_field(
 def test_example_project_validates_and_round_trips_through_ssm(aws: dict[str, str]) -> None:
     import boto3
 
-    from handler.config.files import push
+    from gatewayctl.config_files import push
     from handler.config.source import SSMConfigSource
 
     config = load_file(CONFIG_DIR / "examples" / "support-bot.yaml")

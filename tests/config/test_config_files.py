@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from gatewayctl.cli import main as cli
-from handler.config.files import load_file
+from gatewayctl.config_files import load_file
 from handler.config.source import SSMConfigSource
 from handler.errors import ConfigError, NotFound
 from tests.conftest import CONFIG_DIR, TEST_CONFIG_DIR

@@ -147,7 +147,7 @@ def test_the_batch_flow_of_the_openai_sdk(gateway: dict[str, Any]) -> None:
 def test_models_list_is_exactly_the_keys_models(gateway: dict[str, Any]) -> None:
     demo: openai.OpenAI = gateway["clients"]["demo"]
     lab: openai.OpenAI = gateway["clients"]["lab"]
-    from handler.config.files import load_file
+    from gatewayctl.config_files import load_file
     from tests.conftest import TEST_CONFIG_DIR
 
     for client, name in ((demo, "demo"), (lab, "lab")):

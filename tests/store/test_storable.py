@@ -76,9 +76,9 @@ def test_every_request_the_validator_accepts_is_stored_and_read_back_equal(
 ) -> None:
     from pydantic import ValidationError
 
+    from gatewayctl.config_files import load_file
     from handler.completions.planning import build_plan
     from handler.completions.service import Outcome
-    from handler.config.files import load_file
     from handler.contract.chat import ChatRequest
     from handler.errors import InvalidRequest
     from tests.conftest import TEST_CONFIG_DIR

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from handler.config.files import ConfigFileError, load_file, push
+    from gatewayctl.config_files import ConfigFileError, load_file, push
 
     try:
         configs = [load_file(Path(f)) for f in args.files]  # every file valid before any write

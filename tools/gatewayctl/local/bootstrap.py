@@ -79,7 +79,7 @@ def create_resources(session: Any, env: dict[str, str]) -> dict[str, str]:
 
 
 def load_configs(session: Any, config_dir: Path, prefix: str) -> list[str]:
-    from handler.config.files import load_dir, push
+    from gatewayctl.config_files import load_dir, push
 
     ssm = session.client("ssm")
     configs = load_dir(config_dir)

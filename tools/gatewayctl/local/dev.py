@@ -29,7 +29,7 @@ _EXPORTED = (
 def projects_in(config_dir: Path) -> list[str]:
     """The projects of `CONFIG_DIR`, or SystemExit with one line naming the problem (a missing or
     empty directory used to start a server with no project, whose printed curl answered 404)."""
-    from handler.config.files import ConfigFileError, load_dir
+    from gatewayctl.config_files import ConfigFileError, load_dir
 
     if not config_dir.is_dir():
         raise SystemExit(f"error: CONFIG_DIR={config_dir}: no such directory")

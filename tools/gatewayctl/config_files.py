@@ -1,5 +1,8 @@
 """Config files (YAML or JSON, one project each): load, validate, and write to SSM.
 
+Operator tooling (`gatewayctl config`, `make dev`): no function reads a file, so PyYAML stays out of
+the layer.
+
 A bad file is refused with the offending field named, before anything is written.
 """
 
