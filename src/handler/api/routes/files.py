@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from handler.api.auth import CallerDep
 from handler.api.deps import Services, ServicesDep
+from handler.api.openapi import error_docs
 from handler.completions.caller import Caller
-from handler.contract.errors import ErrorResponse
 from handler.errors import InvalidRequest, NotFound
 
 if TYPE_CHECKING:
@@ -52,10 +52,7 @@ _OPENAI_PURPOSES = (
     "evals",
 )
 _MAX_LIST = 10_000  # OpenAI's bound on `limit`, and its default
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Invalid field (named in `param`)"},
-    404: {"model": ErrorResponse, "description": "No such file for this key (`EntityNotFound:`)"},
-}
+_ERRORS = error_docs(400, (404, "No such file for this key (`EntityNotFound:`)"))
 
 
 class FileObject(BaseModel):
