@@ -10,9 +10,7 @@ with the failures), Models (`{"object": "list", "data": [{"id", "object": "model
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -22,33 +20,7 @@ import pytest
 
 from gatewayctl.local.batch import Pipeline
 from tests.batch.conftest import chat_line
-from tests.servers import serve_app
-
-
-@pytest.fixture
-def gateway(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """The app under uvicorn with table keys (a deployment's auth): one key per project."""
-    from handler import wiring
-    from handler.entrypoints.batch import lambda_handler
-    from handler.store.keys import DynamoKeyStore
-
-    monkeypatch.setenv("AUTH_MODE", "keys")
-    wiring.reset()
-    keys = {p: DynamoKeyStore("chat-gateway").create((p,), name=p)[1] for p in ("demo", "lab")}
-    pipeline = Pipeline(
-        lambda_handler, aws["BUCKET_NAME"], aws["BATCH_QUEUE_URL"], boto3.client("sqs"), boto3.client("s3")
-    )
-    with serve_app(wiring.create_app()) as url:
-        clients = {
-            p: openai.OpenAI(base_url=f"{url}/api/v1", api_key=key, max_retries=0, timeout=30)
-            for p, key in keys.items()
-        }
-        yield {"clients": clients, "pipeline": pipeline}
-    wiring.reset()
-
-
-def _jsonl(lines: list[str]) -> io.BytesIO:
-    return io.BytesIO(("\n".join(lines) + "\n").encode())
+from tests.openai_api.conftest import jsonl as _jsonl
 
 
 def test_the_batch_flow_of_the_openai_sdk(gateway: dict[str, Any]) -> None:
@@ -116,6 +88,12 @@ def test_the_batch_flow_of_the_openai_sdk(gateway: dict[str, Any]) -> None:
     with pytest.raises(openai.ConflictError):
         demo.batches.cancel(batch.id)  # it has completed
 
+    # The batches' output files are in the file list, as `batch_output`, the same objects as read.
+    outputs = {f.id: f for f in demo.files.list(purpose="batch_output")}
+    assert set(outputs) == {done.output_file_id, done.error_file_id, cancelled.error_file_id}
+    assert outputs[done.error_file_id] == demo.files.retrieve(done.error_file_id)
+    assert [f.id for f in demo.files.list(purpose="batch")] == [uploaded.id]
+
     # The list, newest first, paged with `after` (the SDK's cursor is the last batch's id).
     first_page = demo.batches.list(limit=1)
     assert [b.id for b in first_page.data] == [second.id] and first_page.has_more
@@ -137,7 +115,7 @@ def test_the_batch_flow_of_the_openai_sdk(gateway: dict[str, Any]) -> None:
     ):
         with pytest.raises(openai.NotFoundError):
             call()
-    assert lab.batches.list().data == []
+    assert lab.batches.list().data == [] and lab.files.list().data == []
 
     assert demo.files.delete(uploaded.id).deleted
     with pytest.raises(openai.NotFoundError):

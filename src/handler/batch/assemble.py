@@ -41,7 +41,7 @@ def maybe_assemble(
     if written != counts.total:
         raise RuntimeError(f"batch {batch_id}: {written} result lines for {counts.total} input lines")
     files = _split(blobs, batch_id, job.output_key, oks)
-    table.complete(batch_id, token, counts, files)
+    table.complete(batch_id, token, counts, files, job.project)
     logger.info(
         "batch completed",
         extra={

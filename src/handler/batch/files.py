@@ -1,25 +1,37 @@
-"""Uploaded batch input files (OpenAI's Files API, `purpose: "batch"`), one item each in the table.
+"""Files (OpenAI's Files API), one item each in the table: uploaded batch input (`purpose: "batch"`)
+and, once a batch has written them, its output and error files (`purpose: "batch_output"`).
 
 ```
-file  pk=FILE#{id}  sk=FILE  project, filename, purpose, bytes, created_at, key (the S3 object)
+file  pk=FILE#{id}  sk=FILE  project, filename, purpose, bytes, created_at, key (the S3 object);
+                             gsi2pk=FILES#{project}#{purpose}  gsi2sk={created_us}#{id}
 ```
 The object lives under `batches/files/{project}/{id}.jsonl`: a file belongs to one project, and
 `POST /api/v1/batches` only starts a batch on a key under the caller's project. (Not under
-`batches/input/`, where an upload would start an S3-drop batch by itself.)
+`batches/input/`, where an upload would start an S3-drop batch by itself.) A batch's output files
+stay under `batches/results/`; their item is only what lists them (the batch record answers a read).
+
+`page` lists a project's files by a Query of its GSI2 partitions, one per purpose (so a purpose
+filter reads only its own items, and no page comes back short), merged in time order.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from handler.aws import LazyClient
-from handler.store.dynamo import DynamoClient, Item
+from handler.store.dynamo import DynamoClient, Item, query_items, time_key
 
 FILES_PREFIX = "batches/files/"
+#: What this gateway stores: uploaded batch input, and the files a batch writes.
+PURPOSES = ("batch", "batch_output")
+_QUERY_PAGE = 1000  # items per Query call of a listing (a page of `limit` reads limit + 1 at most)
 
 
 def new_file_id() -> str:
@@ -43,6 +55,11 @@ class FileRecord(BaseModel):
     def status(self) -> Literal["uploaded", "processed"]:
         return "processed" if self.bytes is not None else "uploaded"
 
+    @property
+    def sort_key(self) -> str:
+        """Where the file sits in its project's listing: by creation time, then id."""
+        return time_key(self.created_at, self.id)
+
     def public(self) -> dict[str, Any]:
         """OpenAI's `file` object (plus the project it belongs to)."""
         return {
@@ -57,8 +74,43 @@ class FileRecord(BaseModel):
         }
 
 
+def batch_file_id(batch_id: str, which: str) -> str:
+    """The file id of a batch's output (`which="output"`) or error (`"errors"`) file."""
+    return f"file-batch-{batch_id}-{which}"
+
+
+def batch_file(batch_id: str, which: str, project: str, key: str, size: int, at: float) -> FileRecord:
+    """A batch's output or error file: its listing item (written at assembly), and the object
+    `GET /api/v1/files/{id}` builds from the batch record."""
+    return FileRecord(
+        id=batch_file_id(batch_id, which),
+        project=project,
+        filename=f"{batch_id}_{which}.jsonl",
+        purpose="batch_output",
+        key=key,
+        bytes=size,
+        created_at=at,
+    )
+
+
 def _key(file_id: str) -> Item:
     return {"pk": {"S": f"FILE#{file_id}"}, "sk": {"S": "FILE"}}
+
+
+def _partition(project: str, purpose: str) -> str:
+    return f"FILES#{project}#{purpose}"
+
+
+def _record(item: Item) -> FileRecord:
+    return FileRecord(
+        id=item["id"]["S"],
+        project=item["project"]["S"],
+        filename=item["filename"]["S"],
+        purpose=item["purpose"]["S"],
+        key=item["key"]["S"],
+        bytes=int(item["bytes"]["N"]) if "bytes" in item else None,
+        created_at=float(item["created_at"]["N"]),
+    )
 
 
 class FileTable:
@@ -78,6 +130,8 @@ class FileTable:
             "purpose": {"S": record.purpose},
             "key": {"S": record.key},
             "created_at": {"N": repr(record.created_at)},
+            "gsi2pk": {"S": _partition(record.project, record.purpose)},
+            "gsi2sk": {"S": record.sort_key},
         }
         if record.bytes is not None:
             item["bytes"] = {"N": str(record.bytes)}
@@ -85,17 +139,7 @@ class FileTable:
 
     def get(self, file_id: str) -> FileRecord | None:
         item = self.client.get_item(TableName=self._table, Key=_key(file_id), ConsistentRead=True).get("Item")
-        if item is None:
-            return None
-        return FileRecord(
-            id=item["id"]["S"],
-            project=item["project"]["S"],
-            filename=item["filename"]["S"],
-            purpose=item["purpose"]["S"],
-            key=item["key"]["S"],
-            bytes=int(item["bytes"]["N"]) if "bytes" in item else None,
-            created_at=float(item["created_at"]["N"]),
-        )
+        return None if item is None else _record(item)
 
     def set_bytes(self, file_id: str, size: int) -> None:
         self.client.update_item(
@@ -108,3 +152,39 @@ class FileTable:
 
     def delete(self, file_id: str) -> None:
         self.client.delete_item(TableName=self._table, Key=_key(file_id))
+
+    def page(
+        self,
+        projects: Iterable[str],
+        purposes: Iterable[str],
+        limit: int,
+        *,
+        after: str | None = None,
+        ascending: bool = False,
+    ) -> tuple[list[FileRecord], bool]:
+        """Up to `limit` files of `projects` with one of `purposes`, newest first (or oldest first),
+        after the sort key `after` (`FileRecord.sort_key`); and whether there are more.
+
+        One Query per (project, purpose) partition, read lazily in pages of at most `limit + 1`
+        items and merged: the call reads at most `limit + 1` items plus one page per partition."""
+        partitions = [_partition(p, purpose) for p in sorted(set(projects)) for purpose in purposes]
+        streams = [self._partition_items(pk, limit + 1, after, ascending) for pk in partitions]
+        merged = heapq.merge(*streams, key=lambda item: str(item["gsi2sk"]["S"]), reverse=not ascending)
+        items = list(itertools.islice(merged, limit + 1))
+        return [_record(item) for item in items[:limit]], len(items) > limit
+
+    def _partition_items(self, pk: str, most: int, after: str | None, ascending: bool) -> Iterator[Item]:
+        condition = "gsi2pk = :pk"
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        if after is not None:
+            condition += f" AND gsi2sk {'>' if ascending else '<'} :after"
+            values[":after"] = {"S": after}
+        yield from query_items(
+            self.client,
+            TableName=self._table,
+            IndexName="GSI2",
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=ascending,
+            Limit=min(most, _QUERY_PAGE),
+        )

@@ -25,6 +25,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from handler.aws import LazyClient
+from handler.batch.files import FileTable, batch_file, batch_file_id
 from handler.store.dynamo import (
     DynamoClient,
     Item,
@@ -81,7 +82,7 @@ class BatchJob(BaseModel):
     def file_id(self, which: str) -> str | None:
         """The id of the output (`OUTPUT_FILE`) or error file, once written and not empty."""
         key = self.output_file_key if which == OUTPUT_FILE else self.error_file_key
-        return None if key is None else f"file-batch-{self.id}-{which}"
+        return None if key is None else batch_file_id(self.id, which)
 
     def public(self) -> dict[str, Any]:
         """The wire shape of `GET /api/v1/batches/{id}`: OpenAI's batch object (timestamps in Unix
@@ -450,11 +451,18 @@ class BatchTable:
         return None if item is None else str(item["status"]["S"])
 
     def complete(
-        self, batch_id: str, token: str, counts: Counts, files: dict[str, tuple[str, int]] | None = None
+        self,
+        batch_id: str,
+        token: str,
+        counts: Counts,
+        files: dict[str, tuple[str, int]] | None = None,
+        project: str | None = None,
     ) -> None:
         """The output is written: the record says so (with the final counts and the split files'
-        keys and sizes), then the counter. A batch being cancelled ends `cancelled`."""
-        now = {"N": repr(time.time())}
+        keys and sizes), then the files' listing items (of the batch's `project`), then the
+        counter. A batch being cancelled ends `cancelled`."""
+        at = time.time()
+        now = {"N": repr(at)}
         update = (
             "SET #status = :completed, completed_at = :now, #done = :done, completed = :ok, failed = :failed"
         )
@@ -492,6 +500,10 @@ class BatchTable:
                 ExpressionAttributeNames={"#status": "status", "#done": "done"},
                 ExpressionAttributeValues={**values, ":completed": {"S": "completed"}},
             )
+        if project is not None:  # a batch of no project is listed by no key's files
+            listing = FileTable(self._table, self.client)
+            for which, (key, size) in (files or {}).items():
+                listing.put(batch_file(batch_id, which, project, key, size, at))
         self._update_counter(
             batch_id,
             UpdateExpression="SET assembled = :true REMOVE assembler_until",

@@ -15,17 +15,17 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from handler.api.auth import CallerDep
 from handler.api.deps import Services, ServicesDep
+from handler.api.openapi import error_docs
 from handler.api.params import uuid_param
 from handler.api.routes.files import can_see, resolve
 from handler.completions.caller import Caller, missing_project
-from handler.contract.errors import ErrorResponse
 from handler.errors import Conflict, InvalidRequest, NotFound
 
 if TYPE_CHECKING:
@@ -35,13 +35,10 @@ router = APIRouter()
 
 _CURSOR = re.compile(r"^\d{17}#[0-9a-f-]{36}$")
 _ENDPOINTS = ("/v1/chat/completions", "/api/v1/chat/completions")
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Invalid body, id or cursor (the field is named)"},
-    404: {
-        "model": ErrorResponse,
-        "description": "Unknown batch, file, project or input key (`EntityNotFound:`)",
-    },
-}
+_ERRORS = error_docs(
+    (400, "Invalid body, id or cursor (the field is named)"),
+    (404, "Unknown batch, file, project or input key (`EntityNotFound:`)"),
+)
 
 
 class CreateBatch(BaseModel):
@@ -212,7 +209,7 @@ async def get_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> 
 @router.post(
     "/api/v1/batches/{batch_id}/cancel",
     response_model=BatchObject,
-    responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "The batch has ended"}},
+    responses={**_ERRORS, **error_docs((409, "The batch has ended"))},
     summary="Cancel a batch: lines not started yet are not run; finished ones stay in the output",
 )
 async def cancel_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> BatchObject:

@@ -11,26 +11,21 @@ What the results hold, and where they come from, is `completions/campaign_result
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
+from handler.api.openapi import error_docs
 from handler.completions.campaign_results import CampaignResults, CampaignSummary
-from handler.contract.errors import ErrorResponse
 
 router = APIRouter(tags=["ab_campaigns"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "A campaign key without a project"},
-    404: {
-        "model": ErrorResponse,
-        "description": "Unknown project or campaign, or another project's (`EntityNotFound:`)",
-    },
-}
+_ERRORS = error_docs(
+    (400, "A campaign key without a project"),
+    (404, "Unknown project or campaign, or another project's (`EntityNotFound:`)"),
+)
 
 
 class ProjectCampaigns(BaseModel):

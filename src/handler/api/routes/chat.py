@@ -14,23 +14,20 @@ from starlette.responses import Response
 from handler import ready
 from handler.api.auth import caller_of
 from handler.api.deps import ServiceDep
+from handler.api.openapi import error_docs
 from handler.contract.chat import ChatRequest, ChatResponse
-from handler.contract.errors import ErrorResponse
 
 router = APIRouter()
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text}
-    for status, text in {
-        400: "Invalid request (the field is named)",
-        401: "Missing or unknown API key",
-        404: "Unknown project, model or campaign, or another project's (`EntityNotFound:`)",
-        413: "Body too large",
-        429: "Rate limited",
-        502: "Upstream failed",
-        504: "Upstream timed out (including `ttft_exceeded`)",
-    }.items()
-}
+_ERRORS = error_docs(
+    400,
+    401,
+    (404, "Unknown project, model or campaign, or another project's (`EntityNotFound:`)"),
+    413,
+    429,
+    502,
+    (504, "Upstream timed out (including `ttft_exceeded`)"),
+)
 
 
 T = TypeVar("T")

@@ -11,25 +11,19 @@ supported (400): a preference must be between completions this gateway served.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
+from handler.api.openapi import error_docs
 from handler.api.routes.feedback import Metric
-from handler.contract.errors import ErrorResponse
 
 router = APIRouter(tags=["feedback"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Invalid body (the field is named)"},
-    404: {
-        "model": ErrorResponse,
-        "description": "Unknown project or completion, or another project's (`EntityNotFound:`)",
-    },
-}
+_ERRORS = error_docs(400, (404, "Unknown project or completion, or another project's (`EntityNotFound:`)"))
 
 
 class ComparisonRequest(BaseModel):

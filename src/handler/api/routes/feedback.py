@@ -27,8 +27,8 @@ from pydantic import (
 
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
+from handler.api.openapi import error_docs
 from handler.api.params import UUIDPath, uuid_param
-from handler.contract.errors import ErrorResponse
 from handler.contract.storable import check_storable
 from handler.store.values import Feedback
 
@@ -40,13 +40,7 @@ Value = Annotated[
     StrictBool | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)],
     Field(description="A number, or a boolean (counted as 1 or 0)"),
 ]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Invalid body (the field is named)"},
-    404: {
-        "model": ErrorResponse,
-        "description": "Unknown completion or project, or another project's (`EntityNotFound:`)",
-    },
-}
+_ERRORS = error_docs(400, (404, "Unknown completion or project, or another project's (`EntityNotFound:`)"))
 
 
 class _Body(BaseModel):

@@ -1,10 +1,16 @@
-"""OpenAI's Files API for batch input and output (`client.files`): upload, read, download, delete.
+"""OpenAI's Files API for batch input and output (`client.files`): upload, list, read, download,
+delete.
 
 A file belongs to one project, and another project's file answers exactly like one that does not
 exist (404). Uploads are `multipart/form-data` (what the openai SDK sends) up to `MAX_BODY_BYTES`;
 API Gateway takes at most 10 MB per request, so a larger file goes straight to the bucket through
 `POST /api/v1/files/uploads` (a presigned S3 PUT). A batch's output and error files are files too
 (`file-batch-{batch_id}-output` / `-errors`), readable by the keys that may read the batch.
+
+The list (`client.files.list`) is OpenAI's cursor page over the key's own projects' files, newest
+first: a Query of each project's partitions (`batch.files.FileTable.page`), never a Scan. Its
+`after` is a file id the key can read; any other id is a 400 naming `after`, as the batch list
+answers, so another project's file id tells nothing.
 """
 
 from __future__ import annotations
@@ -15,14 +21,14 @@ import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from handler.api.auth import CallerDep
 from handler.api.deps import Services, ServicesDep
+from handler.api.openapi import error_docs
 from handler.completions.caller import Caller
-from handler.contract.errors import ErrorResponse
 from handler.errors import InvalidRequest, NotFound
 
 if TYPE_CHECKING:
@@ -33,10 +39,20 @@ router = APIRouter()
 
 _BATCH_FILE = re.compile(r"^file-batch-([0-9a-f-]{36})-(output|errors)$")
 _UPLOAD_URL_S = 3600
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Invalid field (named in `param`)"},
-    404: {"model": ErrorResponse, "description": "No such file for this key (`EntityNotFound:`)"},
-}
+# OpenAI's file purposes: a filter on one this gateway never stores lists nothing; any other is a 400.
+_OPENAI_PURPOSES = (
+    "assistants",
+    "assistants_output",
+    "batch",
+    "batch_output",
+    "fine-tune",
+    "fine-tune-results",
+    "vision",
+    "user_data",
+    "evals",
+)
+_MAX_LIST = 10_000  # OpenAI's bound on `limit`, and its default
+_ERRORS = error_docs(400, (404, "No such file for this key (`EntityNotFound:`)"))
 
 
 class FileObject(BaseModel):
@@ -50,6 +66,14 @@ class FileObject(BaseModel):
     purpose: str  # `batch` (uploaded) or `batch_output` (a batch's output or error file)
     status: Literal["uploaded", "processed"]  # `uploaded`: a presigned upload not arrived yet
     project: str | None
+
+
+class FileList(BaseModel):
+    object: Literal["list"]
+    data: list[FileObject]  # newest first (`order=desc`), or oldest first
+    first_id: str | None
+    last_id: str | None  # pass as `after` for the next page
+    has_more: bool
 
 
 class FileDeleted(BaseModel):
@@ -134,17 +158,11 @@ def resolve(services: Services, caller: Caller, file_id: str) -> tuple[dict[str,
         size = job.output_bytes if which == "output" else job.error_bytes
         if key is None:
             raise _not_found(file_id)
-        obj = {
-            "id": file_id,
-            "object": "file",
-            "bytes": size or 0,
-            "created_at": int(job.completed_at or job.cancelled_at or job.created_at),
-            "filename": f"{job.id}_{which}.jsonl",
-            "purpose": "batch_output",
-            "status": "processed",
-            "project": job.project,
-        }
-        return obj, key
+        from handler.batch.files import batch_file
+
+        at = job.completed_at or job.cancelled_at or job.created_at
+        output = batch_file(job.id, which, job.project or "", key, size or 0, at)
+        return {**output.public(), "project": job.project}, key
     record = rt.files.get(file_id) if file_id.startswith("file-") else None
     if record is None or not caller.may_access(record.project):
         raise _not_found(file_id)
@@ -221,6 +239,74 @@ async def create_upload(body: UploadRequest, caller: CallerDep, services: Servic
         url=url,
         method="PUT",
         expires_at=int(time.time()) + _UPLOAD_URL_S,
+    )
+
+
+def _after_key(services: Services, caller: Caller, after: str) -> str:
+    """Where the page starts: after the file `after`, which this key must be able to read."""
+    record = services.batches().files.get(after) if after.startswith("file-") else None
+    if record is None or not caller.may_access(record.project):
+        raise InvalidRequest("after: not a file id returned by this endpoint", param="after")
+    return record.sort_key
+
+
+def _list(
+    services: Services,
+    caller: Caller,
+    project: str | None,
+    purposes: tuple[str, ...],
+    limit: int,
+    after: str | None,
+    ascending: bool,
+) -> tuple[list[FileRecord], bool]:
+    """Blocking (reads the table and, for a key of every project, the project list)."""
+    start = _after_key(services, caller, after) if after is not None else None
+    if project is not None:
+        caller.require(project, "project")
+        projects: list[str] = [project]
+    elif caller.projects is not None:
+        projects = sorted(caller.projects)
+    else:
+        projects = services.completions.config.project_names()
+    if not purposes or not projects:
+        return [], False
+    rt = services.batches()
+    records, more = rt.files.page(projects, purposes, limit, after=start, ascending=ascending)
+    return [_arrived(services, r) for r in records], more
+
+
+@router.get(
+    "/api/v1/files",
+    response_model=FileList,
+    responses=_ERRORS,
+    summary="List the key's files (uploads and batch output), newest first",
+)
+async def list_files(
+    caller: CallerDep,
+    services: ServicesDep,
+    purpose: Annotated[str | None, Query(description="only files of this purpose")] = None,
+    limit: Annotated[int, Query(ge=1, le=_MAX_LIST)] = _MAX_LIST,
+    after: Annotated[str | None, Query(description="the `last_id` of the previous page")] = None,
+    order: Annotated[Literal["asc", "desc"], Query(description="by `created_at`")] = "desc",
+    project: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="only this project's files")
+    ] = None,
+) -> FileList:
+    from handler.batch.files import PURPOSES
+
+    if purpose is not None and purpose not in _OPENAI_PURPOSES:
+        raise InvalidRequest(f"purpose: must be one of {', '.join(_OPENAI_PURPOSES)}", param="purpose")
+    purposes = PURPOSES if purpose is None else tuple(p for p in PURPOSES if p == purpose)
+    records, more = await asyncio.to_thread(
+        _list, services, caller, project, purposes, limit, after, order == "asc"
+    )
+    data = [FileObject.model_validate(r.public()) for r in records]
+    return FileList(
+        object="list",
+        data=data,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+        has_more=more,
     )
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
-from handler.contract.errors import ErrorResponse
+from handler.api.openapi import error_docs
 
 router = APIRouter()
 
@@ -37,7 +37,7 @@ async def list_models(caller: CallerDep, services: ServicesDep) -> ModelList:
 @router.get(
     "/api/v1/models/{model_id:path}",
     response_model=Model,
-    responses={404: {"model": ErrorResponse, "description": "No such model for this key"}},
+    responses=error_docs((404, "No such model for this key")),
     summary="One model (`{project}` or `{project}/{model}`)",
 )
 async def get_model(model_id: str, caller: CallerDep, services: ServicesDep) -> Model:

@@ -10,23 +10,23 @@ service (`completions/records.py`), after the project's access and existence are
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
+from handler.api.openapi import error_docs
 from handler.completions.records import ListingFilters
-from handler.contract.errors import ErrorResponse
 from handler.store.records import CompletionRecord
 
 router = APIRouter(tags=["completions"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "A bad filter, time or cursor (the parameter is named)"},
-    404: {"model": ErrorResponse, "description": "Unknown project, or another project's (`EntityNotFound:`)"},
-}
+_ERRORS = error_docs(
+    (400, "A bad filter, time or cursor (the parameter is named)"),
+    (404, "Unknown project, or another project's (`EntityNotFound:`)"),
+)
 
 
 class CompletionListing(BaseModel):

@@ -8,29 +8,23 @@ key's projects hold a session of that id (the dev key may use every project).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
+from handler.api.openapi import error_docs
 from handler.api.params import UUIDPath, uuid_param
-from handler.contract.errors import ErrorResponse
 from handler.store.records import CompletionRecord
 
 router = APIRouter()
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {
-        "model": ErrorResponse,
-        "description": "Not a UUID, or an ambiguous session (the parameter is named)",
-    },
-    404: {
-        "model": ErrorResponse,
-        "description": "Unknown completion or session, or another project's (`EntityNotFound:`)",
-    },
-}
+_ERRORS = error_docs(
+    (400, "Not a UUID, or an ambiguous session (the parameter is named)"),
+    (404, "Unknown completion or session, or another project's (`EntityNotFound:`)"),
+)
 
 
 class SessionCompletions(BaseModel):

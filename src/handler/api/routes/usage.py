@@ -7,21 +7,21 @@ missing one.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from handler.api.auth import CallerDep
 from handler.api.deps import ServicesDep
+from handler.api.openapi import error_docs
 from handler.completions.usage import ProjectUsage
-from handler.contract.errors import ErrorResponse
 
 router = APIRouter()
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Bad `from`, `to` or `group_by` (the parameter is named)"},
-    404: {"model": ErrorResponse, "description": "Unknown project, or not the key's (`EntityNotFound:`)"},
-}
+_ERRORS = error_docs(
+    (400, "Bad `from`, `to` or `group_by` (the parameter is named)"),
+    (404, "Unknown project, or not the key's (`EntityNotFound:`)"),
+)
 
 
 @router.get(
