@@ -35,7 +35,12 @@ def request(make_record: Callable[..., Any], project: str, n: int = 1, **fields:
             model=f"{project}/echo",
             request_id=request_id,
             index=i,
-            usage={"prompt_tokens": 10, "completion_tokens": 3 + i, "total_tokens": 13 + i, "cached_tokens": 4},
+            usage={
+                "prompt_tokens": 10,
+                "completion_tokens": 3 + i,
+                "total_tokens": 13 + i,
+                "cached_tokens": 4,
+            },
             cost_usd=0.001,
             **fields,
         )
@@ -120,7 +125,9 @@ def test_an_unstored_request_adds_its_numbers_and_nothing_else(
     stored = request(make_record, project, n=2)
     store.put_completions(stored)
     secret = f"secret words {uuid.uuid4()}"
-    unstored = request(make_record, project, n=2, content=secret, messages=[{"role": "user", "content": secret}])
+    unstored = request(
+        make_record, project, n=2, content=secret, messages=[{"role": "user", "content": secret}]
+    )
     store.count_usage(unstored)
     store.count_usage(unstored)  # counted once, like a stored request
     [row] = report(table, project)
@@ -129,7 +136,11 @@ def test_an_unstored_request_adds_its_numbers_and_nothing_else(
     assert store.get_completion(unstored[0].completion_id) is None
     written = ddb.scan(TableName=table)["Items"]
     assert secret not in json.dumps(written)
-    assert not [i for i in written if unstored[0].request_id in json.dumps(i) and i["pk"]["S"] != f"REQUEST#{unstored[0].request_id}"]
+    assert not [
+        i
+        for i in written
+        if unstored[0].request_id in json.dumps(i) and i["pk"]["S"] != f"REQUEST#{unstored[0].request_id}"
+    ]
 
 
 def test_a_request_with_more_rows_than_a_transaction_holds_is_counted_whole_and_once(
