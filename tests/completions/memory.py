@@ -57,11 +57,15 @@ class MemoryStore:
         self.states: dict[str, CampaignState] = {}
         self.queries: list[CompletionQuery] = []
         self.reads: list[tuple[str, str]] = []  # (method, key), in order
+        self.unstored: list[CompletionRecord] = []  # what `count_usage` was given (not stored)
         self.put_completions(records)
 
     def put_completions(self, records: Sequence[CompletionRecord]) -> None:
         for r in records:
             self.records[r.completion_id] = r
+
+    def count_usage(self, records: Sequence[CompletionRecord]) -> None:
+        self.unstored.extend(records)
 
     def get_completion(self, completion_id: str) -> CompletionRecord | None:
         self.reads.append(("get_completion", completion_id))

@@ -243,6 +243,11 @@ def _usage(args: argparse.Namespace) -> int:
         )
     if report.total.unpriced_completions:
         print(f"({report.total.unpriced_completions} completions of unpriced models are not in the cost)")
+    if report.total.unstored_requests:
+        print(
+            f"({report.total.unstored_requests} of the requests were not stored (store: false): "
+            "counted here, with no records)"
+        )
     return 0
 
 

@@ -510,7 +510,8 @@ class CompletionService:
         return answer.outcome
 
     async def save(self, outcome: Outcome) -> None:
-        """Write the final records, when the request stores. Never on the path to the first token."""
+        """Write the final records, when the request stores; else count its usage alone (numbers,
+        no content), which a failure never turns into an error. Never on the path to the first token."""
         plan = outcome.plan
         record_completion(
             project=plan.project_name,
@@ -526,6 +527,7 @@ class CompletionService:
         if plan.quota_scopes and self.quotas is not None:
             await asyncio.to_thread(self.charge, outcome)
         if not plan.store:
+            await asyncio.to_thread(self.count_usage, outcome)
             return
         records = outcome.records()
         try:
@@ -543,6 +545,22 @@ class CompletionService:
             logger.error(
                 "quota counters not charged",
                 extra={"request_id": outcome.plan.request_id, "tokens": tokens, "error": str(exc)},
+            )
+
+    def count_usage(self, outcome: Outcome) -> None:
+        """Add an unstored request's usage to the counters: its records are built, never written
+        (the store takes their numbers only)."""
+        try:
+            records = outcome.records()
+            if records:
+                self.store.count_usage(records)
+        except Exception as exc:  # the client gets its answer; the usage report under-counts (logged)
+            logger.error(
+                "usage not counted for a request that is not stored",
+                extra={
+                    "request_id": outcome.plan.request_id,
+                    "error": str(exc) if isinstance(exc, StoreError) else type(exc).__name__,
+                },
             )
 
     def on_store_failure(self, records: Sequence[CompletionRecord], exc: Exception) -> None:

@@ -1,7 +1,9 @@
 """Usage reports: what a project used over a range of UTC days, grouped by model, key or day.
 
-Read from the aggregate counters written with each stored completion (store/usage.py), one Query
-per report, so a report costs the same whatever the traffic and adds up to the stored records.
+Read from the aggregate counters written with each answered request (store/usage.py), one Query
+per report, so a report costs the same whatever the traffic. Requests with `store: false` are
+counted too (they cost money and count against quotas), from their numbers alone, and shown as
+`unstored_requests`: the rest adds up to the stored records.
 A key sees only its own projects: another project answers exactly like a missing one (404), so a
 key cannot learn which projects exist.
 """
@@ -29,6 +31,7 @@ MAX_DAYS = 366
 
 class UsageFigures(BaseModel):
     requests: int = 0
+    unstored_requests: int = 0  # of `requests`, those sent with `store: false`: no records to read
     prompt_tokens: int = 0  # once per request (its choices share the prompt)
     completion_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens, read from a provider's cache
@@ -37,6 +40,7 @@ class UsageFigures(BaseModel):
 
     def add(self, row: UsageRow) -> None:
         self.requests += row.requests
+        self.unstored_requests += row.unstored_requests
         self.prompt_tokens += row.prompt_tokens
         self.completion_tokens += row.completion_tokens
         self.cached_tokens += row.cached_tokens

@@ -25,7 +25,12 @@ from handler.store.values import (
 
 class CompletionStore(Protocol):
     def put_completions(self, records: Sequence[CompletionRecord]) -> None:
-        """Write final records. Raises StoreError when they could not all be written."""
+        """Write final records, and add them to the usage counters (once per request: writing the
+        same records again counts nothing). Raises StoreError when they could not all be written."""
+
+    def count_usage(self, records: Sequence[CompletionRecord]) -> None:
+        """Add the records of a request that does not store them to the usage counters, as not
+        stored: their numbers only, never their content; once per request. Raises StoreError."""
 
     def get_completion(self, completion_id: str) -> CompletionRecord | None: ...
 

@@ -71,6 +71,7 @@ class UsageRow:
     model: str  # "{project}/{model}", as the records name it
     key_id: str  # "-" when no key (a batch)
     requests: int = 0
+    unstored_requests: int = 0  # of `requests`, those with `store: false`: counted, no records
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
@@ -79,7 +80,8 @@ class UsageRow:
 
 
 class UsageStore(Protocol):
-    """Usage aggregates, written with the records they count (`DynamoCompletionStore`)."""
+    """Usage aggregates, written with the records they count, or with the numbers alone of the
+    records a request did not store (`DynamoCompletionStore`)."""
 
     def usage(self, project: str, first_day: str, last_day: str) -> list[UsageRow]:
         """The project's counters from `first_day` to `last_day` (inclusive): a Query, never a scan."""

@@ -97,7 +97,8 @@ class DynamoCompletionStore:
     # --- completions (CompletionStore) -----------------------------------------------------------
 
     def put_completions(self, records: Sequence[CompletionRecord]) -> None:
-        """Records, their query index items (store/queries.py), then their campaign counters."""
+        """Records, their query index items (store/queries.py), then their campaign and usage
+        counters (each once per request: a replay of the same records counts nothing)."""
         with store_errors("writing completion records"):
             requests: list[Item] = []
             expires: int | None = None
@@ -111,7 +112,12 @@ class DynamoCompletionStore:
             requests.extend({"PutRequest": {"Item": i}} for i in sessions.values())
             write_items(self.client, self._table, requests, what="writing completion records")
             fb.count_requests(self.client, self._table, records, expires)  # last; counts once per request
-            usage.count_usage(self.client, self._table, records)  # the usage report's counters
+            usage.count_usage(self.client, self._table, records, self._ttl_days)  # once per request
+
+    def count_usage(self, records: Sequence[CompletionRecord]) -> None:
+        """A `store: false` request's usage, numbers only (nothing of its content is written)."""
+        with store_errors("counting usage"):
+            usage.count_usage(self.client, self._table, records, self._ttl_days, stored=False)
 
     def get_completion(self, completion_id: str) -> CompletionRecord | None:
         with store_errors("reading a completion"):

@@ -159,6 +159,67 @@ def serialise_moto_dynamodb_writes() -> None:
 
         return locked
 
+    _roll_back_transactions_by_item(DynamoDBBackend)
     for name in MOTO_DYNAMODB_WRITES:
         setattr(DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
     _serialised = True
+
+
+def _roll_back_transactions_by_item(backend: Any) -> None:
+    """moto backs a transaction up by deep-copying every table it writes, whole: each transaction
+    costs as much as the table holds, and the usage counters (one transaction per request) made a
+    1,000-line batch, or a dev server that has answered a few thousand requests, crawl. Here the
+    backup is the items the transaction names instead (what DynamoDB's own rollback amounts to);
+    moto's own logic decides as before, its "backup" tables being the live ones."""
+    import copy
+    import threading
+    import types
+
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    in_transaction = threading.local()
+
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        if isinstance(value, Table) and getattr(in_transaction, "on", False):
+            return value  # the items are backed up by the wrapper below
+        return copy.deepcopy(value, memo)
+
+    models.copy = types.SimpleNamespace(**{**vars(copy), "deepcopy": deepcopy})  # type: ignore[attr-defined]
+    original = backend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Any:
+        saved: list[tuple[Any, DynamoType, DynamoType | None, Any]] = []
+        for entry in transact_items:
+            op = next(iter(entry.values())) if len(entry) == 1 else {}
+            table = self.tables.get(op.get("TableName"))
+            key = (op.get("Item") or op.get("Key")) if table is not None else None
+            if table is None or not key or table.hash_key_attr not in key:
+                continue
+            hash_key = DynamoType(key[table.hash_key_attr])
+            range_attr = table.range_key_attr
+            range_key = DynamoType(key[range_attr]) if range_attr and range_attr in key else None
+            if range_attr and range_key is None:
+                continue
+            saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+        in_transaction.on = True
+        try:
+            return original(self, transact_items)
+        except BaseException:
+            for table, hash_key, range_key, item in reversed(saved):
+                if range_key is None:
+                    table.items.pop(hash_key, None)
+                    if item is not None:
+                        table.items[hash_key] = item
+                else:
+                    table.items[hash_key].pop(range_key, None)
+                    if item is not None:
+                        table.items[hash_key][range_key] = item
+                    elif not table.items[hash_key]:
+                        del table.items[hash_key]
+            raise
+        finally:
+            in_transaction.on = False
+
+    backend.transact_write_items = transact_write_items
