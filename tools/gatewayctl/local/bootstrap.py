@@ -186,7 +186,7 @@ def _roll_back_transactions_by_item(backend: Any) -> None:
             return value  # the items are backed up by the wrapper below
         return copy.deepcopy(value, memo)
 
-    models.copy = types.SimpleNamespace(**{**vars(copy), "deepcopy": deepcopy})  # type: ignore[attr-defined]
+    models.copy = types.SimpleNamespace(**{**vars(copy), "deepcopy": deepcopy})  # type: ignore[attr-defined,assignment]
     original = backend.transact_write_items
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Any:
